@@ -1,0 +1,35 @@
+"""Install the yolox package: YOLOX that trains, evaluates and runs on CUDA, Apple MPS and CPU."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "yolox" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="yolox",
+    version=VERSION,
+    description="YOLOX object detector that trains and runs the same on CUDA, Apple Silicon (MPS) and CPU",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=("tests", "tests.*", "tools", "exps")) + ["yolox.exp.default"],
+    package_dir={"yolox.exp.default": "exps/default"},
+    install_requires=[
+        # torch is never pinned: Mac users install the build that suits their machine.
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "numpy",
+        "loguru",
+        "opencv-python-headless",
+        "pycocotools",
+        "tabulate",
+        "psutil",
+    ],
+    extras_require={
+        "test": ["pytest"],
+        "plots": ["matplotlib"],
+        "tensorboard": ["tensorboard"],
+    },
+)

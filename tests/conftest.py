@@ -1,0 +1,26 @@
+"""Shared test helpers: locating ../shared (reference fixtures and the THEMIS crater set)."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("YOLOX_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared, or skip the test with a reason when it is absent (a user's checkout)."""
+    path = SHARED_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found: reference fixtures live in ../shared beside the repository")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return shared_path("fixtures")
+
+
+@pytest.fixture
+def themis_dir() -> Path:
+    return shared_path("datasets", "themis_mars")
