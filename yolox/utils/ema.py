@@ -1,0 +1,59 @@
+"""Exponential moving average of model weights with upstream's decay ramp (training.md §6)."""
+import math
+from copy import deepcopy
+from typing import Dict
+
+import torch
+from torch import nn
+
+__all__ = ["ModelEMA", "is_parallel", "unwrap_model"]
+
+_PARALLEL_TYPES = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+
+def is_parallel(model: nn.Module) -> bool:
+    """True for a DataParallel or DistributedDataParallel wrapper."""
+    return isinstance(model, _PARALLEL_TYPES)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a (Distributed)DataParallel wrapper, or the model itself."""
+    return model.module if is_parallel(model) else model
+
+
+class ModelEMA:
+    """Keeps `ema`, a copy of the model whose floating-point state follows the training weights.
+
+    The decay ramps up as decay * (1 - exp(-updates / 2000)) so early averages are not dominated
+    by the random initial weights. Integer buffers keep the value they had when copied.
+    """
+
+    RAMP_UPDATES = 2000.0
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999, updates: int = 0):
+        self.ema = deepcopy(unwrap_model(model)).eval()
+        for param in self.ema.parameters():
+            param.requires_grad_(False)
+        self.decay = decay
+        self.updates = updates
+
+    def decay_at(self, updates: int) -> float:
+        return self.decay * (1.0 - math.exp(-updates / self.RAMP_UPDATES))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        keep = self.decay_at(self.updates)
+        model_state = unwrap_model(model).state_dict()
+        for name, ema_value in self.ema.state_dict().items():
+            if ema_value.dtype.is_floating_point:
+                ema_value.mul_(keep).add_(model_state[name].detach(), alpha=1.0 - keep)
+
+    def state_dict(self) -> Dict[str, object]:
+        """What exact resume needs: the averaged weights and the update count."""
+        return {"ema": self.ema.state_dict(), "updates": self.updates, "decay": self.decay}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.ema.load_state_dict(state["ema"])
+        self.updates = int(state["updates"])
+        self.decay = float(state.get("decay", self.decay))
