@@ -1,0 +1,304 @@
+"""The YOLOX experiment: every setting of a run and the construction of its pieces (exp_and_cli.md §2)."""
+import os
+import random
+from typing import Any, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from yolox.exp.base_exp import BaseExp
+
+__all__ = ["Exp", "check_exp_value"]
+
+
+class Exp(BaseExp):
+    """Defaults of yolox-l on COCO; exp files subclass this and override attributes or methods."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        # model
+        self.num_classes = 80
+        self.depth = 1.00
+        self.width = 1.00
+        self.act = "silu"
+
+        # dataloader
+        self.data_num_workers = 4
+        self.input_size = (640, 640)  # (height, width)
+        # multiscale half-range in units of 32 px, used when random_size is not set
+        self.multiscale_range = 5
+        self.data_dir = None
+        self.train_ann = "instances_train2017.json"
+        self.val_ann = "instances_val2017.json"
+        self.test_ann = "instances_test2017.json"
+
+        # transform
+        self.mosaic_prob = 1.0
+        self.mixup_prob = 1.0
+        self.hsv_prob = 1.0
+        self.flip_prob = 0.5
+        self.degrees = 10.0
+        self.translate = 0.1
+        self.mosaic_scale = (0.1, 2)
+        self.enable_mixup = True
+        self.mixup_scale = (0.5, 1.5)
+        self.shear = 2.0
+
+        # training
+        self.warmup_epochs = 5
+        self.max_epoch = 300
+        self.warmup_lr = 0
+        self.min_lr_ratio = 0.05
+        self.basic_lr_per_img = 0.01 / 64.0
+        self.scheduler = "yoloxwarmcos"
+        self.no_aug_epochs = 15
+        self.ema = True
+        self.weight_decay = 5e-4
+        self.momentum = 0.9
+        self.print_interval = 10
+        self.eval_interval = 10
+        self.save_history_ckpt = True
+        self.exp_name = exp_name_of(__file__)
+
+        # testing
+        self.test_size = (640, 640)
+        self.test_conf = 0.01
+        self.nmsthre = 0.65
+
+        # ours (CONTRACTS.md)
+        self.max_labels = 120  # label rows per image out of the mosaic pipeline
+        self.eval_max_dets = 100  # COCO maxDets of the reported AP
+        self.device_policy = None  # yolox.utils.device.DevicePolicy, set by the trainer and tools
+        self.data_format = "auto"  # "auto", "coco", "yolo" or "csv"
+
+    # ------------------------------------------------------------------ model
+    def get_model(self) -> nn.Module:
+        """Build the detector once; BN settings and prior biases are (re)applied on every call."""
+        from yolox.models.build import build_yolox, init_yolox
+
+        if "model" not in self.__dict__:
+            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act)
+        init_yolox(self.model)
+        self.model.train()
+        return self.model
+
+    # ------------------------------------------------------------------- data
+    def resolved_data_dir(self) -> str:
+        from yolox.data.dataloading import get_yolox_datadir
+
+        return self.data_dir if self.data_dir is not None else os.path.join(get_yolox_datadir(), "COCO")
+
+    def build_dataset(self, split: str, json_file: str, name: str, img_size: Tuple[int, int], preproc,
+                      **kwargs):
+        """Dataset of one split in `data_format`, with num_classes checked against its categories."""
+        from yolox.data.datasets import COCODataset, build_detection_dataset
+
+        data_dir = self.resolved_data_dir()
+        if self.data_format == "coco":
+            dataset = COCODataset(data_dir=data_dir, json_file=json_file, name=name, img_size=img_size,
+                                  preproc=preproc, **kwargs)
+        else:
+            dataset = build_detection_dataset(data_dir, split, img_size, preproc, json_file=json_file,
+                                              name=name, data_format=self.data_format, **kwargs)
+        self.check_num_classes(dataset, data_dir)
+        return dataset
+
+    def check_num_classes(self, dataset, data_dir: str) -> None:
+        from loguru import logger
+
+        data_classes = len(dataset.class_ids)
+        if data_classes > self.num_classes:
+            raise ValueError(
+                f"{data_dir}: the data has {data_classes} categories but the exp has num_classes="
+                f"{self.num_classes}; set num_classes = {data_classes} in the exp file or pass "
+                f"`num_classes {data_classes}` on the command line"
+            )
+        if data_classes < self.num_classes:
+            logger.warning(
+                f"{data_dir}: the data has {data_classes} categories, fewer than num_classes="
+                f"{self.num_classes}; the extra class outputs are never trained"
+            )
+
+    def get_dataset(self, cache: bool = False, cache_type: str = "ram"):
+        """Training split (images without mosaic) at input_size."""
+        from yolox.data.data_augment import TrainTransform
+
+        preproc = TrainTransform(max_labels=50, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob)
+        return self.build_dataset("train", self.train_ann, "train2017", self.input_size, preproc,
+                                  cache=cache, cache_type=cache_type)
+
+    def loader_kwargs(self) -> dict:
+        """Worker count and pinning: the device policy's choice when one is set."""
+        if self.device_policy is not None:
+            return dict(self.device_policy.loader_kwargs(self.data_num_workers))
+        return {"num_workers": self.data_num_workers, "pin_memory": False}
+
+    def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
+                        cache_img: Optional[str] = None, start: int = 0):
+        """Infinite mosaic loader of per-rank batches; `start` = samples of the stream already consumed."""
+        from yolox.data.data_augment import TrainTransform
+        from yolox.data.dataloading import DataLoader, worker_init_reset_seed
+        from yolox.data.datasets import MosaicDetection
+        from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
+        from yolox.utils.dist import get_world_size, wait_for_the_master
+
+        if self.dataset is None:
+            if cache_img is not None:
+                raise ValueError("cache_img needs exp.dataset built beforehand (the train CLI does this with --cache)")
+            with wait_for_the_master():
+                self.dataset = self.get_dataset(cache=False)
+
+        mosaic_dataset = MosaicDetection(
+            dataset=self.dataset,
+            img_size=self.input_size,
+            mosaic=not no_aug,
+            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob,
+                                   hsv_prob=self.hsv_prob),
+            degrees=self.degrees,
+            translate=self.translate,
+            mosaic_scale=self.mosaic_scale,
+            mixup_scale=self.mixup_scale,
+            shear=self.shear,
+            enable_mixup=self.enable_mixup,
+            mosaic_prob=self.mosaic_prob,
+            mixup_prob=self.mixup_prob,
+        )
+        self.dataset = mosaic_dataset
+        if is_distributed:
+            batch_size = batch_size // get_world_size()
+
+        sampler = InfiniteSampler(len(mosaic_dataset), seed=self.seed if self.seed else 0, start=start)
+        batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False,
+                                         mosaic=not no_aug, seed=self.seed)
+        return DataLoader(mosaic_dataset, batch_sampler=batch_sampler,
+                          worker_init_fn=worker_init_reset_seed, **self.loader_kwargs())
+
+    def random_resize(self, data_loader, epoch: int, rank: int, is_distributed: bool) -> Tuple[int, int]:
+        """Next multiscale training size (h, w), drawn on rank 0 and shared with the other ranks."""
+        size = None
+        if rank == 0:
+            size_factor = self.input_size[1] / self.input_size[0]
+            if not hasattr(self, "random_size"):
+                base = int(self.input_size[0] / 32)
+                self.random_size = (base - self.multiscale_range, base + self.multiscale_range)
+            k = random.randint(*self.random_size)
+            size = (32 * k, 32 * int(k * size_factor))
+        if is_distributed:
+            from yolox.utils.dist import broadcast_object
+
+            size = broadcast_object(size, src=0)
+        return int(size[0]), int(size[1])
+
+    def preprocess(self, inputs: torch.Tensor, targets: torch.Tensor, tsize: Tuple[int, int]):
+        """Resize a batch to tsize (bilinear) and rescale its (class, cx, cy, w, h) targets to match."""
+        scale_y = tsize[0] / self.input_size[0]
+        scale_x = tsize[1] / self.input_size[1]
+        if scale_x != 1 or scale_y != 1:
+            inputs = F.interpolate(inputs, size=tsize, mode="bilinear", align_corners=False)
+            targets[..., 1::2] = targets[..., 1::2] * scale_x
+            targets[..., 2::2] = targets[..., 2::2] * scale_y
+        return inputs, targets
+
+    # -------------------------------------------------------------- training
+    def get_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
+        """Nesterov SGD over [BN weights (no decay), other weights (decay), biases (no decay)]; cached."""
+        if "optimizer" not in self.__dict__:
+            lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
+            bn_weights, weights, biases = split_param_groups(self.model)
+            optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True)
+            optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
+            optimizer.add_param_group({"params": biases})
+            self.optimizer = optimizer
+        return self.optimizer
+
+    def get_lr_scheduler(self, lr: float, iters_per_epoch: int, **kwargs):
+        from yolox.utils.lr_scheduler import LRScheduler
+
+        return LRScheduler(
+            self.scheduler,
+            lr,
+            iters_per_epoch,
+            self.max_epoch,
+            warmup_epochs=self.warmup_epochs,
+            warmup_lr_start=self.warmup_lr,
+            no_aug_epochs=self.no_aug_epochs,
+            min_lr_ratio=self.min_lr_ratio,
+            **kwargs,
+        )
+
+    def get_trainer(self, args):
+        from yolox.core import Trainer
+
+        return Trainer(self, args, policy=self.device_policy)
+
+    # ------------------------------------------------------------ evaluation
+    def get_eval_dataset(self, **kwargs):
+        """Val split (or test-dev with testdev=True) at test_size."""
+        from yolox.data.data_augment import ValTransform
+
+        testdev = kwargs.get("testdev", False)
+        legacy = kwargs.get("legacy", False)
+        split, json_file, name = ("test", self.test_ann, "test2017") if testdev else ("val", self.val_ann, "val2017")
+        return self.build_dataset(split, json_file, name, self.test_size, ValTransform(legacy=legacy))
+
+    def get_eval_loader(self, batch_size: int, is_distributed: bool, **kwargs):
+        from torch.utils.data import DataLoader, SequentialSampler
+        from torch.utils.data.distributed import DistributedSampler
+
+        from yolox.utils.dist import get_world_size
+
+        dataset = self.get_eval_dataset(**kwargs)
+        if is_distributed:
+            batch_size = batch_size // get_world_size()
+            sampler = DistributedSampler(dataset, shuffle=False)
+        else:
+            sampler = SequentialSampler(dataset)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
+                          **self.loader_kwargs())
+
+    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False):
+        from yolox.evaluators import COCOEvaluator
+
+        return COCOEvaluator(
+            dataloader=self.get_eval_loader(batch_size, is_distributed, testdev=testdev, legacy=legacy),
+            img_size=self.test_size,
+            confthre=self.test_conf,
+            nmsthre=self.nmsthre,
+            num_classes=self.num_classes,
+            testdev=testdev,
+            max_dets=self.eval_max_dets,
+        )
+
+    def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False):
+        return evaluator.evaluate(model, is_distributed, half, return_outputs=return_outputs,
+                                  policy=self.device_policy)
+
+
+def exp_name_of(path: str) -> str:
+    """Experiment name of an exp file: its real file name up to the first '.'."""
+    return os.path.basename(os.path.realpath(path)).split(".")[0]
+
+
+def split_param_groups(model: nn.Module) -> Tuple[list, list, list]:
+    """(BN weights, other weights, biases) in module registration order."""
+    bn_weights, weights, biases = [], [], []
+    for name, module in model.named_modules():
+        if isinstance(getattr(module, "bias", None), nn.Parameter):
+            biases.append(module.bias)
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, nn.Parameter):
+            continue
+        if isinstance(module, nn.BatchNorm2d) or "bn" in name:
+            bn_weights.append(weight)
+        else:
+            weights.append(weight)
+    return bn_weights, weights, biases
+
+
+def check_exp_value(exp: Any) -> None:
+    """Training sizes must be multiples of 32 (the largest stride)."""
+    height, width = exp.input_size[:2]
+    if height % 32 != 0 or width % 32 != 0:
+        raise ValueError(f"input_size {tuple(exp.input_size)} must be multiples of 32 in height and width")
