@@ -1,0 +1,34 @@
+"""YOLOX detector: a feature pyramid backbone followed by the decoupled head."""
+from typing import Dict, Optional, Union
+
+import torch
+from torch import nn
+
+from .yolo_head import YOLOXHead
+from .yolo_pafpn import YOLOPAFPN
+
+__all__ = ["YOLOX"]
+
+# Order of the head's loss tuple, which is also the order of the train-mode dict.
+LOSS_KEYS = ("total_loss", "iou_loss", "conf_loss", "cls_loss", "l1_loss", "num_fg")
+_DICT_ORDER = ("total_loss", "iou_loss", "l1_loss", "conf_loss", "cls_loss", "num_fg")
+
+
+class YOLOX(nn.Module):
+    """Train mode: dict of losses. Eval mode: [B, N, 5+C] detections before NMS."""
+
+    def __init__(self, backbone: Optional[nn.Module] = None, head: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        self.backbone = YOLOPAFPN() if backbone is None else backbone
+        self.head = YOLOXHead(80) if head is None else head
+
+    def forward(
+        self, x: torch.Tensor, targets: Optional[torch.Tensor] = None
+    ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+        fpn_outs = self.backbone(x)
+        if not self.training:
+            return self.head(fpn_outs)
+        if targets is None:
+            raise ValueError("YOLOX in train mode needs targets [B, max_labels, 5] (class, cx, cy, w, h)")
+        losses = dict(zip(LOSS_KEYS, self.head(fpn_outs, targets, x)))
+        return {key: losses[key] for key in _DICT_ORDER}
