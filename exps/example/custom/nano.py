@@ -25,13 +25,7 @@ class Exp(MyExp):
         self.num_classes = 71
 
     def get_model(self, sublinear=False):
-        # Written the way upstream exp files build models, so it doubles as a compatibility check.
-        def init_yolo(module):
-            for m in module.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eps = 1e-3
-                    m.momentum = 0.03
-
+        # Built from the model classes the way upstream exp files do it: a compatibility check.
         if "model" not in self.__dict__:
             from yolox.models import YOLOX, YOLOPAFPN, YOLOXHead
 
@@ -40,6 +34,9 @@ class Exp(MyExp):
             head = YOLOXHead(self.num_classes, self.width, in_channels=in_channels, depthwise=True)
             self.model = YOLOX(backbone, head)
 
-        self.model.apply(init_yolo)
+        for module in self.model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eps = 1e-3
+                module.momentum = 0.03
         self.model.head.initialize_biases(1e-2)
         return self.model
