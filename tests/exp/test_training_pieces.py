@@ -1,0 +1,77 @@
+"""Optimizer groups, LR schedule, multiscale size draws and batch resize built by the Exp."""
+import random
+
+import pytest
+import torch
+
+from yolox.exp import get_exp
+
+
+@pytest.fixture(scope="module")
+def yolox_s_optimizer():
+    exp = get_exp(None, "yolox-s")
+    with torch.device("meta"):  # group membership only: skip the weight init cost
+        exp.get_model()
+    return exp, exp.get_optimizer(64)
+
+
+def test_optimizer_groups_yolox_s(yolox_s_optimizer):
+    exp, optimizer = yolox_s_optimizer
+    groups = optimizer.param_groups
+    assert [len(group["params"]) for group in groups] == [74, 83, 83]
+    assert [group["weight_decay"] for group in groups] == [0, 5e-4, 0]
+    assert all(group["nesterov"] and group["momentum"] == 0.9 for group in groups)
+    assert all(group["lr"] == 0 for group in groups)  # warmup starts from warmup_lr
+    ids = [id(p) for group in groups for p in group["params"]]
+    assert sorted(ids) == sorted(id(p) for p in exp.model.parameters())
+    assert all(p.dim() == 1 for p in groups[0]["params"] + groups[2]["params"])
+    assert all(p.dim() == 4 for p in groups[1]["params"])
+    assert exp.get_optimizer(64) is optimizer
+
+
+def test_optimizer_lr_without_warmup():
+    exp = get_exp(None, "yolox-nano")
+    exp.warmup_epochs = 0
+    exp.get_model()
+    assert exp.get_optimizer(32).param_groups[0]["lr"] == pytest.approx(0.01 / 64 * 32)
+
+
+def test_lr_scheduler_uses_exp_settings():
+    exp = get_exp(None, "yolox-s")
+    scheduler = exp.get_lr_scheduler(0.01, 100)
+    # Checked values of training.md §5 (100 iters/epoch, 300 epochs).
+    assert scheduler.update_lr(1) == pytest.approx(4e-8)
+    assert scheduler.update_lr(250) == pytest.approx(0.0025)
+    assert scheduler.update_lr(10000) == pytest.approx(0.0075477, abs=1e-7)
+    assert scheduler.update_lr(28500) == pytest.approx(0.0005)
+
+
+def test_random_resize_range_and_default_random_size():
+    exp = get_exp(None, "yolox-s")
+    exp.input_size = (640, 960)
+    random.seed(0)
+    sizes = {exp.random_resize(None, 0, 0, False) for _ in range(300)}
+    assert exp.random_size == (15, 25)
+    assert {h for h, _ in sizes} == {32 * k for k in range(15, 26)}
+    assert all(w == 32 * int(h // 32 * 1.5) for h, w in sizes)
+
+
+def test_random_resize_small_models():
+    exp = get_exp(None, "yolox-nano")
+    random.seed(1)
+    heights = {exp.random_resize(None, 0, 0, False)[0] for _ in range(200)}
+    assert min(heights) == 320 and max(heights) == 640
+
+
+def test_preprocess_rescales_images_and_targets():
+    exp = get_exp(None, "yolox-nano")
+    inputs = torch.rand(2, 3, 416, 416)
+    targets = torch.zeros(2, 4, 5)
+    targets[0, 0] = torch.tensor([3.0, 100.0, 200.0, 40.0, 80.0])
+    resized, scaled = exp.preprocess(inputs, targets.clone(), (320, 480))
+    assert resized.shape == (2, 3, 320, 480)
+    expected = torch.tensor([3.0, 100.0 * 480 / 416, 200.0 * 320 / 416, 40.0 * 480 / 416, 80.0 * 320 / 416])
+    assert torch.allclose(scaled[0, 0], expected)
+    assert torch.count_nonzero(scaled[0, 1:]) == 0 and torch.count_nonzero(scaled[1]) == 0
+    same, unchanged = exp.preprocess(inputs, targets.clone(), (416, 416))
+    assert same is inputs and torch.equal(unchanged, targets)
