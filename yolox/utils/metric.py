@@ -11,7 +11,7 @@ import numpy as np
 import psutil
 import torch
 
-__all__ = ["AverageMeter", "MeterBuffer", "mem_usage"]
+__all__ = ["AverageMeter", "MeterBuffer", "mem_usage", "occupy_mem"]
 
 Number = Union[float, int, torch.Tensor]
 
@@ -96,3 +96,22 @@ class MeterBuffer(defaultdict):
     def clear_meters(self) -> None:
         for meter in self.values():
             meter.clear()
+
+
+def occupy_mem(policy, mem_ratio: float = 0.9) -> None:
+    """Reserve about mem_ratio of the device memory in the caching allocator up front (`-o`), so
+    other processes cannot take it mid-run. Only meaningful where the policy's device caches
+    allocations (CUDA); elsewhere it logs and does nothing."""
+    import time
+
+    from loguru import logger
+
+    if policy.kind != "cuda":
+        logger.info(f"--occupy has no effect on {policy.kind}: only CUDA keeps freed memory reserved")
+        return
+    free_bytes = int(policy.memory_limit() * mem_ratio) - policy.memory_allocated()
+    if free_bytes <= 0:
+        return
+    block = torch.empty(free_bytes // 4, dtype=torch.float32, device=policy.device)
+    del block
+    time.sleep(5)

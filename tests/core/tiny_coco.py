@@ -1,0 +1,83 @@
+"""A tiny COCO-layout detection set and an upstream-style exp file for trainer/tool tests."""
+import json
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CATEGORIES = [{"id": 1, "name": "square"}, {"id": 2, "name": "disc"}]
+
+
+def _draw_image(rng: np.random.Generator, size: int):
+    img = np.full((size, size, 3), rng.integers(40, 90), dtype=np.uint8)
+    annotations = []
+    for _ in range(rng.integers(1, 4)):
+        w, h = (int(v) for v in rng.integers(size // 6, size // 3, 2))
+        x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+        category = int(rng.integers(1, 3))
+        if category == 1:
+            cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), (230, 200, 40), -1)
+        else:
+            cv2.ellipse(img, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, (40, 60, 240), -1)
+        annotations.append({"bbox": [x, y, w, h], "category_id": category, "area": w * h, "iscrowd": 0})
+    return img, annotations
+
+
+def make_tiny_coco(root: Path, num_train: int = 12, num_val: int = 4, size: int = 96, seed: int = 0) -> Path:
+    """Write <root>/{train2017,val2017}/*.jpg and <root>/annotations/instances_{train,val}2017.json."""
+    rng = np.random.default_rng(seed)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    for split, count in (("train2017", num_train), ("val2017", num_val)):
+        (root / split).mkdir(exist_ok=True)
+        images, annotations = [], []
+        for image_id in range(1, count + 1):
+            img, anns = _draw_image(rng, size)
+            file_name = f"{image_id:06d}.jpg"
+            cv2.imwrite(str(root / split / file_name), img)
+            images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+            for ann in anns:
+                annotations.append(dict(ann, id=len(annotations) + 1, image_id=image_id))
+        data = {"images": images, "annotations": annotations, "categories": CATEGORIES}
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(data))
+    return root
+
+
+EXP_TEMPLATE = '''
+import os
+
+from yolox.exp import Exp as MyExp
+
+
+class Exp(MyExp):
+    def __init__(self):
+        super(Exp, self).__init__()
+        self.depth = 0.33
+        self.width = 0.125
+        self.num_classes = 2
+        self.input_size = (96, 96)
+        self.test_size = (96, 96)
+        self.random_size = (2, 4)
+        self.mosaic_scale = (0.5, 1.5)
+        self.enable_mixup = False
+        self.data_dir = {data_dir!r}
+        self.output_dir = {output_dir!r}
+        self.max_epoch = {max_epoch}
+        self.warmup_epochs = 1
+        self.no_aug_epochs = {no_aug_epochs}
+        self.eval_interval = 1
+        self.print_interval = 2
+        self.data_num_workers = 0
+        self.seed = 7
+        self.basic_lr_per_img = 0.01 / 8.0
+        self.exp_name = os.path.split(os.path.realpath(__file__))[1].split(".")[0]
+'''
+
+
+def write_exp_file(path: Path, data_dir: Path, output_dir: Path, max_epoch: int = 2, no_aug_epochs: int = 1,
+                   extra: str = "") -> Path:
+    """An exp file like a user's (subclass of yolox.exp.Exp, attributes set in __init__)."""
+    body = EXP_TEMPLATE.format(data_dir=str(data_dir), output_dir=str(output_dir), max_epoch=max_epoch,
+                               no_aug_epochs=no_aug_epochs)
+    path.write_text(textwrap.dedent(body) + textwrap.dedent(extra))
+    return path

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Train a YOLOX model on CUDA, Apple MPS or CPU (the device layer decides the details)."""
+import argparse
+import os
+import sys
+
+from loguru import logger
+
+# running as `python tools/train.py` puts tools/ first on sys.path, not the repository
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from yolox.core import launch  # noqa: E402
+from yolox.exp import check_exp_value, get_exp  # noqa: E402
+from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
+
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser("YOLOX train parser")
+    parser.add_argument("-expn", "--experiment-name", type=str, default=None)
+    parser.add_argument("-n", "--name", type=str, default=None, help="model name")
+    parser.add_argument("--dist-backend", default=None, type=str,
+                        help="distributed backend (default: the device policy's: nccl on CUDA, gloo on CPU)")
+    parser.add_argument("--dist-url", default=None, type=str, help="url used to set up distributed training")
+    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size over all processes")
+    parser.add_argument("-d", "--devices", default=None, type=int, help="processes (devices) per machine")
+    parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment description file")
+    parser.add_argument("--resume", default=False, action="store_true", help="resume training")
+    parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint file")
+    parser.add_argument("-e", "--start_epoch", default=None, type=int, help="resume training start epoch (1-based)")
+    parser.add_argument("--num_machines", default=1, type=int, help="num of node for training")
+    parser.add_argument("--machine_rank", default=0, type=int, help="node rank for multi-node training")
+    parser.add_argument("--fp16", dest="fp16", default=False, action="store_true",
+                        help="mixed precision training (the device policy picks the dtype and scaler)")
+    parser.add_argument("--cache", type=str, nargs="?", const="ram",
+                        help="cache images in RAM (default) or on disk for faster training")
+    parser.add_argument("-o", "--occupy", dest="occupy", default=False, action="store_true",
+                        help="occupy GPU memory first for training (CUDA only)")
+    parser.add_argument("-l", "--logger", type=str, default="tensorboard", help="logger to be used for metrics")
+    parser.add_argument("--device", type=str, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
+                        help="allow checkpoints that need full unpickling (only for files you trust)")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to modify the exp")
+    return parser
+
+
+def process_policy(args, world_size: int):
+    """The device policy of this process (each DDP worker builds its own for its local rank)."""
+    from yolox.utils.device import build_policy
+    from yolox.utils.dist import get_local_rank
+
+    return build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(), world_size=world_size)
+
+
+@logger.catch(reraise=True)
+def main(exp, args) -> None:
+    from yolox.utils.dist import get_world_size
+
+    world_size = get_world_size()
+    policy = process_policy(args, world_size)
+    exp.device_policy = policy
+    if exp.seed is not None:
+        policy.seed_everything(exp.seed, deterministic=True)
+        logger.warning("You have chosen to seed training. This will turn on the CUDNN deterministic setting, "
+                       "which can slow down your training considerably!")
+    if policy.dist_backend == "nccl":
+        configure_nccl()
+    if world_size > 1:
+        configure_omp()
+    trainer = exp.get_trainer(args)
+    trainer.train()
+
+
+def resolve_devices(args) -> tuple:
+    """(processes per machine, backend) from -d, --device and the device policy."""
+    from yolox.utils.device import build_policy, device_count
+
+    requested = args.devices if args.devices is not None else 1
+    policy = build_policy(args.device, fp16=args.fp16, world_size=requested)
+    if policy.kind == "cuda":
+        available = device_count("cuda")
+        if args.devices is None:
+            requested = max(available, 1)
+        elif requested > available:
+            raise SystemExit(f"-d {requested} asks for more CUDA devices than the {available} visible")
+    backend = args.dist_backend or policy.dist_backend
+    return requested, backend
+
+
+def run(argv=None) -> None:
+    configure_module()
+    args = make_parser().parse_args(argv)
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts)
+    check_exp_value(exp)
+    if not args.experiment_name:
+        args.experiment_name = exp.exp_name
+    num_devices, backend = resolve_devices(args)
+    if args.cache is not None:
+        exp.dataset = exp.get_dataset(cache=True, cache_type=args.cache)
+    dist_url = "auto" if args.dist_url is None else args.dist_url
+    launch(main, num_devices, args.num_machines, args.machine_rank, backend=backend, dist_url=dist_url,
+           args=(exp, args))
+
+
+if __name__ == "__main__":
+    run()

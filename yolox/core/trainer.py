@@ -1,0 +1,426 @@
+"""Training loop: upstream YOLOX's lifecycle, with every device action asked of the device policy."""
+import datetime
+import os
+import random
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from loguru import logger
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from yolox.data.data_prefetcher import DataPrefetcher
+from yolox.utils.allreduce_norm import all_reduce_norm
+from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchronize
+from yolox.utils.ema import ModelEMA, unwrap_model
+from yolox.utils.logger import build_metric_writer, setup_logger
+from yolox.utils.metric import MeterBuffer
+
+__all__ = ["Trainer", "TrainingOutOfMemory"]
+
+EMA_DECAY = 0.9998
+
+
+class TrainingOutOfMemory(RuntimeError):
+    """Out of memory even at one image per process."""
+
+
+def _arg(args, name: str, default=None):
+    return getattr(args, name, default)
+
+
+def rng_states(policy) -> Dict[str, Any]:
+    """Python, NumPy, torch and (when the device layer exposes it) device RNG states, stored as
+    plain containers and tensors so a safe checkpoint load can read them back."""
+    version, py_state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {
+        "python": [version, list(py_state), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    device_state = getattr(policy, "rng_state", None)
+    if callable(device_state):
+        states["device"] = device_state()
+    return states
+
+
+def restore_rng_states(states: Dict[str, Any], policy) -> None:
+    version, py_state, gauss = states["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    set_device_state = getattr(policy, "set_rng_state", None)
+    if "device" in states and callable(set_device_state):
+        set_device_state(states["device"])
+
+
+class Trainer:
+    """Runs one training job of `exp` with the CLI namespace `args` on `policy`'s device."""
+
+    def __init__(self, exp, args, policy=None):
+        self.exp = exp
+        self.args = args
+        self.world_size = get_world_size()
+        self.rank = get_rank()
+        self.local_rank = get_local_rank()
+        self.is_distributed = self.world_size > 1
+        if policy is None:
+            from yolox.utils.device import build_policy
+            policy = build_policy(_arg(args, "device", "auto") or "auto", fp16=bool(_arg(args, "fp16", False)),
+                                  local_rank=self.local_rank, world_size=self.world_size)
+        self.policy = policy
+        exp.device_policy = policy
+        self.device = policy.device
+
+        self.max_epoch = exp.max_epoch
+        self.amp_training = policy.amp_dtype is not None
+        self.scaler = policy.make_grad_scaler()
+        # inputs are cast like upstream only for float16; bfloat16 cannot hold pixel coordinates
+        self.data_type = torch.float16 if policy.amp_dtype == torch.float16 else torch.float32
+        self.use_model_ema = exp.ema
+        self.save_history_ckpt = exp.save_history_ckpt
+        self.batch_size = args.batch_size
+        self.input_size = tuple(exp.input_size)
+        self.best_ap = 0.0
+        self.start_epoch = 0
+        self.epoch = 0
+        self.iter = 0
+        self.max_iter = 0
+        self.samples_seen = 0
+        self.mosaic_closed = False
+        self.cache_releases = 0
+        self.oom_recoveries = 0
+        self._resume_state: Dict[str, Any] = {}
+        self._resumed = False
+        self._base_dataset = None
+        self.meter = MeterBuffer(window_size=exp.print_interval)
+        self.file_name = os.path.join(exp.output_dir, args.experiment_name)
+        if self.rank == 0:
+            os.makedirs(self.file_name, exist_ok=True)
+        setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+
+    # ------------------------------------------------------------------ lifecycle
+    def train(self) -> None:
+        self.before_train()
+        try:
+            self.train_in_epoch()
+        except Exception:
+            logger.exception("Training stopped by an error")
+            raise
+        finally:
+            self.after_train()
+
+    def train_in_epoch(self) -> None:
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.before_epoch()
+            self.train_in_iter()
+            self.after_epoch()
+
+    def train_in_iter(self) -> None:
+        self.iter = 0
+        while self.iter < self.max_iter:
+            self.before_iter()
+            if not self._run_iter_or_recover():
+                continue
+            self.after_iter()
+            self.iter += 1
+
+    def _run_iter_or_recover(self) -> bool:
+        """One step; on out-of-memory shrink the batch and report False so the step is retried."""
+        try:
+            self.train_one_iter()
+            return True
+        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are handled
+            if not self.policy.is_oom(error):
+                raise
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        self._recover_from_oom(message)
+        return False
+
+    @property
+    def progress_in_iter(self) -> int:
+        return self.epoch * self.max_iter + self.iter
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.batch_size // self.world_size
+
+    def train_one_iter(self) -> None:
+        iter_start = time.time()
+        inps, targets = self.prefetcher.next()
+        inps = inps.to(self.data_type)
+        targets = targets.to(self.data_type)
+        targets.requires_grad = False
+        inps, targets = self.exp.preprocess(inps, targets, self.input_size)
+        if self.policy.channels_last:
+            inps = inps.contiguous(memory_format=torch.channels_last)
+        data_end = time.time()
+
+        with self.policy.autocast():
+            outputs = self.model(inps, targets)
+        loss = outputs["total_loss"]
+        self.optimizer.zero_grad()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+        if self.use_model_ema:
+            self.ema_model.update(self.model)
+        lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
+        self.samples_seen += inps.shape[0]
+        iter_end = time.time()
+        self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
+                          **{name: value.detach() if torch.is_tensor(value) else value
+                             for name, value in outputs.items()})
+
+    def before_train(self) -> None:
+        logger.info(f"args: {self.args}")
+        logger.info(f"exp value:\n{self.exp}")
+        for line in self.policy.describe():
+            logger.info(f"device policy: {line}")
+        self.policy.set_current_device()
+        self.policy.configure_backends()
+
+        model = self.exp.get_model()
+        logger.info(f"Model Summary: {_model_info(model, self.exp.test_size)}")
+        model = self.policy.to(model)
+        if self.policy.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.optimizer = self.exp.get_optimizer(self.batch_size)
+        model = self.resume_train(model)
+        self.model = model
+
+        self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
+        self.mosaic_closed = self.no_aug
+        self._start_stream()
+        if self._resumed and not self._resume_state:
+            self._align_stream_with_epoch()
+        logger.info("init prefetcher, this might take one minute or less...")
+        if _arg(self.args, "occupy", False):
+            from yolox.utils.metric import occupy_mem
+            occupy_mem(self.policy)
+        if self.is_distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DDP(self.model, device_ids=device_ids, broadcast_buffers=False)
+        if self.use_model_ema:
+            self.ema_model = ModelEMA(self.model, EMA_DECAY)
+            self._restore_ema()
+        self.model.train()
+
+        self.evaluator = self.exp.get_evaluator(batch_size=self.batch_size, is_distributed=self.is_distributed)
+        self.metric_writer = None
+        if self.rank == 0:
+            self.metric_writer = build_metric_writer(_arg(self.args, "logger", "tensorboard"), self.file_name)
+        if "rng" in self._resume_state:
+            restore_rng_states(self._resume_state["rng"], self.policy)
+        logger.info("Training start...")
+        logger.info(f"\n{model}")
+
+    def after_train(self) -> None:
+        logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
+        if getattr(self, "metric_writer", None) is not None:
+            self.metric_writer.close()
+
+    def before_epoch(self) -> None:
+        logger.info(f"---> start train epoch{self.epoch + 1}")
+        self.epoch_start_samples = self.samples_seen
+        switch_epoch = self.epoch + 1 == self.max_epoch - self.exp.no_aug_epochs
+        if not (switch_epoch or self.no_aug):
+            return
+        logger.info("--->No mosaic aug now!")
+        if not self.mosaic_closed:
+            # a fresh loader at the current stream position (not close_mosaic on the old one)
+            # so no batch prefetched with mosaic leaks into this epoch: resuming here is exact
+            self.mosaic_closed = True
+            self._start_stream()
+        logger.info("--->Add additional L1 loss now!")
+        unwrap_model(self.model).head.use_l1 = True
+        self.exp.eval_interval = 1
+        if not self.no_aug:
+            self.save_ckpt(ckpt_name="last_mosaic_epoch")
+
+    def after_epoch(self) -> None:
+        self.save_ckpt(ckpt_name="latest")
+        if (self.epoch + 1) % self.exp.eval_interval == 0:
+            all_reduce_norm(self.model)
+            self.evaluate_and_save_model()
+
+    def before_iter(self) -> None:
+        pass
+
+    def after_iter(self) -> None:
+        if (self.iter + 1) % self.exp.print_interval == 0:
+            self._log_progress()
+        if (self.progress_in_iter + 1) % 10 == 0:
+            self.input_size = self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed)
+        every = self.policy.cache_release_every
+        if every and (self.progress_in_iter + 1) % every == 0:
+            self.policy.release_cache()
+            self.cache_releases += 1
+
+    def _log_progress(self) -> None:
+        left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
+        eta_seconds = self.meter["iter_time"].global_avg * left_iters
+        eta_str = f"ETA: {datetime.timedelta(seconds=int(eta_seconds))}"
+        progress_str = f"epoch: {self.epoch + 1}/{self.max_epoch}, iter: {self.iter + 1}/{self.max_iter}"
+        time_str = ", ".join(f"{k}: {v.avg:.3f}s" for k, v in self.meter.get_filtered_meter("time").items())
+        losses = {k: v.latest for k, v in self.meter.get_filtered_meter("loss").items()}
+        loss_str = ", ".join(f"{k}: {v:.1f}" for k, v in losses.items())
+        lr = self.meter["lr"].latest
+        logger.info(f"{progress_str}, {self.policy.memory_line()}, {time_str}, {loss_str}, lr: {lr:.3e}"
+                    f", size: {self.input_size[0]:d}, {eta_str}")
+        if self.metric_writer is not None:
+            scalars = {"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}}
+            self.metric_writer.add_scalars(scalars, self.progress_in_iter)
+        self.meter.clear_meters()
+
+    # ------------------------------------------------------------------ data stream
+    def _start_stream(self) -> None:
+        """(Re)build the train loader at the current stream position, its prefetcher, the
+        iterations per epoch and the LR schedule for the current batch size."""
+        if self._base_dataset is not None:
+            self.exp.dataset = self._base_dataset  # the exp wraps its dataset for mosaic each time
+        self.train_loader = self.exp.get_data_loader(
+            batch_size=self.batch_size, is_distributed=self.is_distributed, no_aug=self.mosaic_closed,
+            cache_img=_arg(self.args, "cache"), start=self.samples_seen)
+        if self._base_dataset is None:
+            self._base_dataset = getattr(self.train_loader.dataset, "_dataset", None)
+        self.max_iter = len(self.train_loader)
+        self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.batch_size, self.max_iter)
+        self.prefetcher = DataPrefetcher(self.train_loader, self.policy)
+
+    def _recover_from_oom(self, message: str) -> None:
+        if self.is_distributed or self.per_rank_batch <= 1:
+            raise TrainingOutOfMemory(
+                f"Out of memory at batch size {self.batch_size} (input size {self.input_size}): {message}. "
+                + ("Cannot shrink the batch below one image: lower input_size/test_size in the exp "
+                   "or use a smaller model." if not self.is_distributed else
+                   "Automatic batch shrinking runs in single-process training only: lower -b."))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.policy.release_cache()
+        epoch_samples = self.samples_seen - self.epoch_start_samples
+        old_batch, old_lr = self.batch_size, self.exp.basic_lr_per_img * self.batch_size
+        self.batch_size = max(old_batch // 2, 1)
+        self._start_stream()
+        self.iter = epoch_samples // self.per_rank_batch
+        self.oom_recoveries += 1
+        logger.warning(f"Out of memory at batch size {old_batch} ({message}); continuing at batch size "
+                       f"{self.batch_size} from epoch {self.epoch + 1} iter {self.iter + 1}/{self.max_iter}, "
+                       f"base lr {old_lr:.3e} -> {self.exp.basic_lr_per_img * self.batch_size:.3e}")
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume_train(self, model):
+        from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt
+
+        trust = bool(_arg(self.args, "trust_ckpt", False))
+        ckpt_arg = _arg(self.args, "ckpt")
+        if _arg(self.args, "resume", False):
+            logger.info("resume training")
+            ckpt_file = ckpt_arg or os.path.join(self.file_name, "latest_ckpt.pth")
+            ckpt = load_checkpoint_file(ckpt_file, map_location="cpu", trust_pickle=trust)
+            self._load_resume_state(model, ckpt)
+            logger.info(f"loaded checkpoint '{ckpt_file}' (epoch {self.start_epoch})")
+        elif ckpt_arg is not None:
+            logger.info("loading checkpoint for fine tuning")
+            ckpt = load_checkpoint_file(ckpt_arg, map_location="cpu", trust_pickle=trust)
+            if "model" not in ckpt:
+                raise KeyError(f"{ckpt_arg} has no 'model' entry: fine-tuning needs a YOLOX checkpoint")
+            model = load_ckpt(model, ckpt["model"])
+            self.start_epoch = 0
+        return model
+
+    def _load_resume_state(self, model, ckpt: Dict[str, Any]) -> None:
+        self._resumed = True
+        exact = "train_model" in ckpt or "samples_seen" in ckpt
+        model.load_state_dict(ckpt["train_model"] if "train_model" in ckpt else ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.best_ap = ckpt.get("best_ap", 0) or 0
+        ckpt_epoch = int(ckpt["start_epoch"])
+        override = _arg(self.args, "start_epoch")
+        self.start_epoch = override - 1 if override is not None else ckpt_epoch
+        if not exact:
+            return
+        if self.start_epoch != ckpt_epoch:
+            logger.warning(f"-e {override} differs from the checkpoint's epoch {ckpt_epoch + 1}: the data "
+                           "stream and EMA restart from the start of that epoch, so the run is not an exact resume")
+            return
+        self.samples_seen = int(ckpt["samples_seen"])
+        self.batch_size = int(ckpt.get("batch_size", self.batch_size))
+        self.input_size = tuple(ckpt.get("input_size", self.input_size))
+        if "scaler" in ckpt and ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self._resume_state = ckpt
+
+    def _restore_ema(self) -> None:
+        """EMA weights and update count from an exact checkpoint, else the ramp restarted at
+        max_iter x start_epoch from the loaded weights (upstream)."""
+        state = self._resume_state
+        if "ema_updates" in state and "train_model" in state:
+            self.ema_model.ema.load_state_dict(state["model"])
+            self.ema_model.updates = int(state["ema_updates"])
+        else:
+            self.ema_model.updates = self.max_iter * self.start_epoch
+
+    def _align_stream_with_epoch(self) -> None:
+        """A checkpoint without a usable stream position (upstream format, or -e given): continue
+        where an unbroken run of start_epoch epochs would be."""
+        self.samples_seen = self.start_epoch * self.max_iter * self.per_rank_batch
+        if self.samples_seen:
+            self._start_stream()
+
+    def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
+        if self.rank != 0:
+            return
+        from yolox.utils.checkpoint import save_checkpoint
+
+        live_model = unwrap_model(self.model)
+        saved_model = self.ema_model.ema if self.use_model_ema else live_model
+        logger.info(f"Save weights to {self.file_name}")
+        state = {
+            "start_epoch": self.epoch + 1,
+            "model": saved_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best_ap": self.best_ap,
+            "curr_ap": ap,
+            # what an exact resume needs beyond upstream's keys
+            "samples_seen": self.samples_seen,
+            "iteration": self.progress_in_iter + 1,
+            "batch_size": self.batch_size,
+            "input_size": list(self.input_size),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_states(self.policy),
+        }
+        if self.use_model_ema:
+            state["train_model"] = live_model.state_dict()
+            state["ema_updates"] = self.ema_model.updates
+        save_checkpoint(state, update_best_ckpt, self.file_name, ckpt_name)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_and_save_model(self) -> None:
+        from yolox.utils.model_utils import adjust_status
+
+        eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
+        with adjust_status(eval_model, training=False):
+            (ap50_95, ap50, summary), _ = self.exp.eval(eval_model, self.evaluator, self.is_distributed,
+                                                        return_outputs=True)
+        update_best = ap50_95 > self.best_ap
+        self.best_ap = max(self.best_ap, ap50_95)
+        if self.rank == 0:
+            if self.metric_writer is not None:
+                self.metric_writer.add_scalars({"val/COCOAP50": ap50, "val/COCOAP50_95": ap50_95}, self.epoch + 1)
+            logger.info("\n" + str(summary))
+        synchronize()
+        self.save_ckpt("last_epoch", update_best, ap=ap50_95)
+        if self.save_history_ckpt:
+            self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
+
+
+def _model_info(model, tsize) -> str:
+    from yolox.utils.model_utils import get_model_info
+
+    return get_model_info(model, tsize)
