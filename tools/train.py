@@ -74,10 +74,13 @@ def main(exp, args) -> None:
 
 def resolve_devices(args) -> tuple:
     """(processes per machine, backend) from -d, --device and the device policy."""
-    from yolox.utils.device import build_policy, device_count
+    from yolox.utils.device import DeviceUnavailableError, build_policy, device_count
 
     requested = args.devices if args.devices is not None else 1
-    policy = build_policy(args.device, fp16=args.fp16, world_size=requested)
+    try:
+        policy = build_policy(args.device, world_size=requested)
+    except DeviceUnavailableError as error:
+        raise SystemExit(str(error)) from None
     if policy.kind == "cuda":
         available = device_count("cuda")
         if args.devices is None:

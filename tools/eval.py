@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""COCO-style evaluation of a YOLOX checkpoint on CUDA, Apple MPS or CPU."""
+import argparse
+import os
+import sys
+
+from loguru import logger
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from yolox.core import launch  # noqa: E402
+from yolox.exp import get_exp  # noqa: E402
+from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser("YOLOX Eval")
+    parser.add_argument("-expn", "--experiment-name", type=str, default=None)
+    parser.add_argument("-n", "--name", type=str, default=None, help="model name")
+    parser.add_argument("--dist-backend", default=None, type=str,
+                        help="distributed backend (default: the device policy's)")
+    parser.add_argument("--dist-url", default=None, type=str, help="url used to set up distributed evaluation")
+    parser.add_argument("-b", "--batch-size", type=int, default=64, help="total batch size")
+    parser.add_argument("-d", "--devices", default=None, type=int, help="processes (devices) per machine")
+    parser.add_argument("--num_machines", default=1, type=int, help="num of node for evaluation")
+    parser.add_argument("--machine_rank", default=0, type=int, help="node rank for multi-node evaluation")
+    parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment description file")
+    parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint (default: best_ckpt.pth)")
+    parser.add_argument("--conf", default=None, type=float, help="test conf")
+    parser.add_argument("--nms", default=None, type=float, help="test nms threshold")
+    parser.add_argument("--tsize", default=None, type=int, help="test img size")
+    parser.add_argument("--seed", default=None, type=int, help="eval seed")
+    parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="half-precision evaluation")
+    parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
+    parser.add_argument("--trt", dest="trt", default=False, action="store_true",
+                        help="use a TensorRT model (CUDA and torch2trt only)")
+    parser.add_argument("--legacy", dest="legacy", default=False, action="store_true",
+                        help="old (RGB, mean/std) preprocessing")
+    parser.add_argument("--test", dest="test", default=False, action="store_true", help="evaluate on test-dev")
+    parser.add_argument("--speed", dest="speed", default=False, action="store_true", help="speed test only")
+    parser.add_argument("--device", type=str, default="auto",
+                        help="auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)")
+    parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
+                        help="allow checkpoints that need full unpickling (only for files you trust)")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to modify the exp")
+    return parser
+
+
+def apply_overrides(exp, args) -> None:
+    if args.conf is not None:
+        exp.test_conf = args.conf
+    if args.nms is not None:
+        exp.nmsthre = args.nms
+    if args.tsize is not None:
+        exp.test_size = (args.tsize, args.tsize)
+
+
+def load_trt_decoder(model, file_name: str, args, policy, is_distributed: bool):
+    """(trt_file, decoder) for --trt, with the checks upstream makes; CUDA and torch2trt only."""
+    if not args.trt:
+        return None, None
+    if policy.kind != "cuda":
+        raise SystemExit(f"--trt needs CUDA; this run uses {policy.kind}")
+    if args.fuse or is_distributed or args.batch_size != 1:
+        raise SystemExit("--trt evaluates one unfused model in one process with -b 1")
+    trt_file = os.path.join(file_name, "model_trt.pth")
+    if not os.path.exists(trt_file):
+        raise SystemExit(f"{trt_file} not found: convert the model with tools/trt.py first")
+    model.head.decode_in_inference = False
+    return trt_file, model.head.decode_outputs
+
+
+@logger.catch(reraise=True)
+def main(exp, args, num_devices: int) -> None:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from yolox.utils.checkpoint import load_model_weights
+    from yolox.utils.device import build_policy
+    from yolox.utils.dist import get_local_rank, get_rank, get_world_size
+    from yolox.utils.logger import setup_logger
+    from yolox.utils.model_utils import fuse_model, get_model_info
+
+    world_size = get_world_size()
+    is_distributed = world_size > 1
+    policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(), world_size=world_size)
+    exp.device_policy = policy
+    if args.seed is not None:
+        policy.seed_everything(args.seed, deterministic=True)
+        logger.warning("You have turned on seeded evaluation: deterministic kernels may slow it down.")
+    if policy.dist_backend == "nccl" and is_distributed:
+        configure_nccl()
+    policy.set_current_device()
+    policy.configure_backends()
+
+    file_name = os.path.join(exp.output_dir, args.experiment_name)
+    if get_rank() == 0:
+        os.makedirs(file_name, exist_ok=True)
+    setup_logger(file_name, distributed_rank=get_rank(), filename="val_log.txt", mode="a")
+    logger.info(f"Args: {args}")
+    for line in policy.describe():
+        logger.info(f"device policy: {line}")
+    apply_overrides(exp, args)
+
+    model = exp.get_model()
+    logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
+    evaluator = exp.get_evaluator(args.batch_size, is_distributed, args.test, args.legacy)
+    evaluator.per_class_AP = True
+    evaluator.per_class_AR = True
+    model = policy.to(model)
+    model.eval()
+    if not args.speed and not args.trt:
+        ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
+        logger.info(f"loading checkpoint from {ckpt_file}")
+        load_model_weights(model, ckpt_file, strict=True, trust_pickle=args.trust_ckpt)
+        logger.info("loaded checkpoint done.")
+    if is_distributed:
+        model = DDP(model, device_ids=[policy.device.index] if policy.device.type == "cuda" else None)
+    if args.fuse:
+        logger.info("\tFusing model...")
+        model = fuse_model(model)
+    trt_file, decoder = load_trt_decoder(model, file_name, args, policy, is_distributed)
+
+    ap50_95, ap50, summary = evaluator.evaluate(model, is_distributed, args.fp16, trt_file, decoder,
+                                                exp.test_size, policy=policy)
+    logger.info("\n" + str(summary))
+    logger.info(f"AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}")
+
+
+def run(argv=None) -> None:
+    from yolox.utils.device import DeviceUnavailableError, build_policy, device_count
+
+    configure_module()
+    args = make_parser().parse_args(argv)
+    exp = get_exp(args.exp_file, args.name)
+    exp.merge(args.opts)
+    if not args.experiment_name:
+        args.experiment_name = exp.exp_name
+    num_devices = args.devices if args.devices is not None else 1
+    try:
+        policy = build_policy(args.device, world_size=num_devices)
+    except DeviceUnavailableError as error:
+        raise SystemExit(str(error)) from None
+    if policy.kind == "cuda" and num_devices > device_count("cuda"):
+        raise SystemExit(f"-d {num_devices} asks for more CUDA devices than the {device_count('cuda')} visible")
+    if num_devices > 1:
+        configure_omp()
+    launch(main, num_devices, args.num_machines, args.machine_rank, backend=args.dist_backend or policy.dist_backend,
+           dist_url="auto" if args.dist_url is None else args.dist_url, args=(exp, args, num_devices))
+
+
+if __name__ == "__main__":
+    run()
