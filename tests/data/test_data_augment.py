@@ -3,7 +3,6 @@ import random
 import numpy as np
 import pytest
 import torch
-from loguru import logger
 
 from tests.conftest import shared_path
 from yolox.data.data_augment import (
@@ -14,14 +13,6 @@ from yolox.data.data_augment import (
 @pytest.fixture(scope="module")
 def ref():
     return torch.load(shared_path("fixtures", "ref_preproc.pt"), weights_only=True)
-
-
-@pytest.fixture
-def log_lines():
-    lines = []
-    sink = logger.add(lambda m: lines.append(str(m)), format="{message}", level="INFO")
-    yield lines
-    logger.remove(sink)
 
 
 def test_val_transform_matches_upstream(ref):
