@@ -422,7 +422,8 @@ class DevicePolicy:
         seed = int(seed)  # Exp.merge may hand over the string "42"
         random.seed(seed)
         np.random.seed(seed % 2 ** 32)
-        torch.manual_seed(seed)
+        # the CPU generator directly: torch.manual_seed would also reach into torch.cuda on machines without it
+        torch.random.default_generator.manual_seed(seed)
         if self.device.type == "cuda":
             torch.cuda.manual_seed_all(seed)
         elif self.device.type == "mps":
@@ -628,8 +629,7 @@ def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[
     kind, device = _resolve(requested, local_rank, world_size, tensors_on)
     out = _Decisions()
     out.set("device", device, _device_reason(requested, kind, device, world_size))
-    probe = amp_probe or (lambda dtype: probe_mps_amp(dtype))
-    _decide_amp(out, kind, device, fp16, bf16, probe)
+    _decide_amp(out, kind, device, fp16, bf16, amp_probe or probe_mps_amp)
     _decide_loader(out, kind, num_workers)
     _decide_distributed(out, kind)
     _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark)

@@ -1,0 +1,131 @@
+"""Process-group helpers that also work in a single process (world size 1, no process group).
+
+Python objects travel over gloo (CPU tensors) whatever the default backend, so gathering evaluation results
+never needs a GPU. Local rank and size come from LOCAL_RANK / LOCAL_WORLD_SIZE, which torchrun sets and the
+YOLOX launcher sets for the processes it spawns.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+from typing import Any, Iterator, List, Optional
+
+import numpy as np
+import torch.distributed as dist
+
+__all__ = [
+    "all_gather",
+    "broadcast_object",
+    "gather",
+    "get_local_rank",
+    "get_local_size",
+    "get_rank",
+    "get_world_size",
+    "is_main_process",
+    "shared_random_seed",
+    "synchronize",
+    "time_synchronized",
+    "wait_for_the_master",
+]
+
+
+def is_dist_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_dist_initialized() else 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_dist_initialized() else 0
+
+
+def get_local_rank() -> int:
+    """Rank within this machine: LOCAL_RANK when set, else the global rank (one machine)."""
+    if not is_dist_initialized():
+        return 0
+    return int(os.environ.get("LOCAL_RANK", get_rank()))
+
+
+def get_local_size() -> int:
+    """Processes on this machine: LOCAL_WORLD_SIZE when set, else the world size (one machine)."""
+    if not is_dist_initialized():
+        return 1
+    return int(os.environ.get("LOCAL_WORLD_SIZE", get_world_size()))
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def synchronize() -> None:
+    """Barrier across all processes; a no-op in a single process."""
+    if get_world_size() > 1:
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def wait_for_the_master(local_rank: Optional[int] = None) -> Iterator[None]:
+    """Local rank 0 runs the body first (e.g. builds a dataset cache); the other ranks run it afterwards."""
+    if get_world_size() == 1:
+        yield
+        return
+    local_rank = get_local_rank() if local_rank is None else local_rank
+    if local_rank > 0:
+        dist.barrier()
+    yield
+    if local_rank == 0:
+        dist.barrier()
+
+
+@functools.lru_cache(maxsize=None)
+def _gloo_group() -> Any:
+    """A gloo group over all ranks: the default group when it already is gloo, else one made once."""
+    if dist.get_backend() == "gloo":
+        return dist.group.WORLD
+    return dist.new_group(backend="gloo")
+
+
+def all_gather(obj: Any) -> List[Any]:
+    """Every rank's picklable `obj`, in rank order (a one-element list in a single process)."""
+    world_size = get_world_size()
+    if world_size == 1:
+        return [obj]
+    gathered: List[Any] = [None] * world_size
+    dist.all_gather_object(gathered, obj, group=_gloo_group())
+    return gathered
+
+
+def gather(obj: Any, dst: int = 0) -> List[Any]:
+    """Every rank's `obj` in rank order on rank `dst`; an empty list on the other ranks."""
+    world_size = get_world_size()
+    if world_size == 1:
+        return [obj]
+    is_dst = get_rank() == dst
+    gathered: Optional[List[Any]] = [None] * world_size if is_dst else None
+    dist.gather_object(obj, gathered, dst=dst, group=_gloo_group())
+    return gathered if is_dst else []
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s `obj` on every rank."""
+    if get_world_size() == 1:
+        return obj
+    holder = [obj if get_rank() == src else None]
+    dist.broadcast_object_list(holder, src=src, group=_gloo_group())
+    return holder[0]
+
+
+def shared_random_seed() -> int:
+    """A random int drawn on rank 0 and shared by all ranks."""
+    return int(broadcast_object(int(np.random.randint(2 ** 31))))
+
+
+def time_synchronized(policy: Any = None) -> float:
+    """time.time() after the policy's device has finished its queued work (no sync without a policy)."""
+    if policy is not None:
+        policy.synchronize()
+    return time.time()
