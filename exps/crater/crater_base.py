@@ -1,0 +1,97 @@
+"""Settings shared by the crater experiments: dense fields of one class in grey orbital images.
+
+The size files (yolox_m_crater.py, yolox_s_crater.py, yolox_nano_crater.py) subclass CraterExp;
+`get_exp` puts this folder on sys.path before importing them, so `import crater_base` works.
+"""
+import os
+import random
+from typing import Optional, Tuple
+
+import numpy as np
+from torch import nn
+
+from yolox.exp import Exp
+
+
+class DihedralTransform:
+    """After the train transform: random vertical flip and 90-degree turn (transpose) of image and boxes.
+
+    With the transform's horizontal flip this covers all eight flips and quarter turns, which are exact
+    for axis-aligned boxes (arbitrary angles would inflate the box of a circle by up to 41%). Craters
+    look the same under them; only the sun direction changes, which is what the model should ignore.
+    """
+
+    def __init__(self, transform, vflip_prob: float = 0.5, transpose_prob: float = 0.5) -> None:
+        self.transform = transform
+        self.vflip_prob = vflip_prob
+        self.transpose_prob = transpose_prob
+
+    def __call__(self, image: np.ndarray, targets: np.ndarray, input_dim: Tuple[int, int]):
+        image, labels = self.transform(image, targets, input_dim)
+        valid = labels[:, 3] > 0
+        if random.random() < self.vflip_prob:
+            image = image[:, ::-1, :]
+            labels[valid, 2] = image.shape[1] - labels[valid, 2]
+        if image.shape[1] == image.shape[2] and random.random() < self.transpose_prob:
+            image = image.transpose(0, 2, 1)
+            labels[:, [1, 2, 3, 4]] = labels[:, [2, 1, 4, 3]]
+        return np.ascontiguousarray(image), labels
+
+
+class CraterExp(Exp):
+    """One class ("crater"), up to 1000 boxes per image, augmentation for grey imagery."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data_dir = os.path.join("datasets", "craters")
+        self.num_classes = 1
+        # count the classes in the data when the model is built (the data_dir may come from the CLI)
+        self.num_classes_from_data = True
+        self.depthwise = False
+
+        # a crater field can hold hundreds of craters; keep every label and every detection
+        self.max_labels = 1000
+        self.eval_max_dets = 1000
+
+        # grey images: HSV jitter would only add colour that orbital images never have
+        self.hsv_prob = 0.0
+        self.flip_prob = 0.5
+        self.vflip_prob = 0.5
+        self.transpose_prob = 0.5
+        self.degrees = 0.0
+        self.shear = 0.0
+
+        # fine-tuning from COCO weights converges in far fewer epochs than training on COCO
+        self.max_epoch = 60
+        self.warmup_epochs = 2
+        self.no_aug_epochs = 8
+        self.eval_interval = 5
+        self.print_interval = 10
+
+        # evaluation keeps no activations for backward: None means twice the training batch
+        self.eval_batch_size: Optional[int] = None
+
+    def get_model(self) -> nn.Module:
+        """The detector with num_classes taken from the data when the data folder exists."""
+        from yolox.data.datasets import count_classes
+        from yolox.models.build import build_yolox, init_yolox
+
+        if "model" not in self.__dict__:
+            if self.num_classes_from_data and self.data_dir and os.path.isdir(self.data_dir):
+                self.num_classes = count_classes(self.data_dir, self.data_format, self.train_ann)
+            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
+                                     depthwise=self.depthwise)
+        init_yolox(self.model)
+        self.model.train()
+        return self.model
+
+    def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
+                        cache_img: Optional[str] = None, start: int = 0):
+        loader = super().get_data_loader(batch_size, is_distributed, no_aug=no_aug, cache_img=cache_img,
+                                         start=start)
+        loader.dataset.preproc = DihedralTransform(loader.dataset.preproc, self.vflip_prob, self.transpose_prob)
+        return loader
+
+    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False):
+        eval_batch = self.eval_batch_size if self.eval_batch_size else 2 * batch_size
+        return super().get_evaluator(eval_batch, is_distributed, testdev=testdev, legacy=legacy)

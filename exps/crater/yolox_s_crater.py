@@ -1,0 +1,12 @@
+"""YOLOX-s for craters (depth 0.33, width 0.50, 640 input): fine-tune from weights/yolox_s.pth."""
+from crater_base import CraterExp
+
+from yolox.exp.yolox_base import exp_name_of
+
+
+class Exp(CraterExp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0.33
+        self.width = 0.50
+        self.exp_name = exp_name_of(__file__)
