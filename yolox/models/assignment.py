@@ -16,8 +16,8 @@ OUTSIDE_CENTER_PENALTY = 1e6
 IOU_COST_WEIGHT = 3.0
 MAX_CANDIDATES_FOR_K = 10
 BCE_LOG_CLAMP = -100.0
-# Largest [images x gts x anchors] block processed at once (about 40 bytes of temporaries each).
-DEFAULT_MAX_PAIR_ELEMENTS = 1 << 23
+# Largest [images x gts x anchors] block processed at once (about 20 bytes of temporaries each).
+DEFAULT_MAX_PAIR_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -56,25 +56,30 @@ def gt_valid_mask(labels: Tensor) -> Tensor:
 
 def box_iou_cxcywh(gt_boxes: Tensor, pred_boxes: Tensor) -> Tensor:
     """IoU of broadcastable (cx, cy, w, h) box sets, without epsilon (as the assigner uses it)."""
-    gt_half, pred_half = gt_boxes[..., 2:] / 2, pred_boxes[..., 2:] / 2
-    top_left = torch.max(gt_boxes[..., :2] - gt_half, pred_boxes[..., :2] - pred_half)
-    bottom_right = torch.min(gt_boxes[..., :2] + gt_half, pred_boxes[..., :2] + pred_half)
-    inter_wh = (bottom_right - top_left).clamp_(min=0)
-    area_inter = inter_wh[..., 0] * inter_wh[..., 1]
+    overlap = None
+    for axis in range(2):
+        gt_half, pred_half = gt_boxes[..., axis + 2] / 2, pred_boxes[..., axis + 2] / 2
+        low = torch.max(gt_boxes[..., axis] - gt_half, pred_boxes[..., axis] - pred_half)
+        side = torch.min(gt_boxes[..., axis] + gt_half, pred_boxes[..., axis] + pred_half)
+        side = side.sub_(low).clamp_(min=0)
+        overlap = side if overlap is None else overlap.mul_(side)
     area_gt = gt_boxes[..., 2] * gt_boxes[..., 3]
     area_pred = pred_boxes[..., 2] * pred_boxes[..., 3]
-    return area_inter / (area_gt + area_pred - area_inter)
+    return overlap.div_((area_gt + area_pred).sub_(overlap))
 
 
 def _in_center_window(gt_centers: Tensor, anchor_centers: Tensor, strides: Tensor) -> Tensor:
     """[b, g, A] whether each anchor centre lies strictly inside each gt's 1.5-stride square."""
     radius = strides * CENTER_RADIUS
-    gt_x, gt_y = gt_centers[..., 0, None], gt_centers[..., 1, None]
-    anchor_x, anchor_y = anchor_centers[:, 0], anchor_centers[:, 1]
-    inside = anchor_x - (gt_x - radius) > 0
-    inside &= (gt_x + radius) - anchor_x > 0
-    inside &= anchor_y - (gt_y - radius) > 0
-    inside &= (gt_y + radius) - anchor_y > 0
+    inside: Optional[Tensor] = None
+    for axis in range(2):
+        gt_c, anchor_c = gt_centers[..., axis, None], anchor_centers[:, axis]
+        # -(low) + anchor equals anchor - low exactly; in place to spare large temporaries
+        offset = (gt_c - radius).neg_().add_(anchor_c)
+        axis_inside = offset > 0
+        torch.add(gt_c, radius, out=offset).sub_(anchor_c)
+        axis_inside &= offset > 0
+        inside = axis_inside if inside is None else inside.logical_and_(axis_inside)
     return inside
 
 
@@ -87,19 +92,19 @@ def _class_cost_terms(obj_logits: Tensor, cls_logits: Tensor) -> tuple[Tensor, T
     return negative.sum(dim=2), negative.transpose(1, 2), positive.transpose(1, 2)
 
 
-def _plan_chunks(num_images: int, num_rows: int, num_anchors: int, max_elements: int) -> Iterator[tuple[slice, slice]]:
-    """(image slice, gt slice) blocks of at most about max_elements pairwise entries."""
-    per_image = max(num_rows * num_anchors, 1)
+def _plan_chunks(num_images: int, num_rows: int, num_anchors: int, max_elements: int) -> Iterator[tuple[slice, list[slice]]]:
+    """(image slice, gt slices) blocks of at most about max_elements pairwise entries each."""
+    per_image = num_rows * num_anchors
     if per_image <= max_elements:
-        step = max(max_elements // per_image, 1)
+        step = max(max_elements // max(per_image, 1), 1)
         for start in range(0, num_images, step):
-            yield slice(start, start + step), slice(0, num_rows)
+            yield slice(start, start + step), [slice(0, num_rows)]
         return
     num_gt_chunks = -(-per_image // max_elements)
     gt_step = -(-num_rows // num_gt_chunks)
+    gt_slices = [slice(start, start + gt_step) for start in range(0, num_rows, gt_step)]
     for image in range(num_images):
-        for start in range(0, num_rows, gt_step):
-            yield slice(image, image + 1), slice(start, start + gt_step)
+        yield slice(image, image + 1), gt_slices
 
 
 def _match_gt_block(
@@ -108,24 +113,19 @@ def _match_gt_block(
     gt_boxes: Tensor,
     gt_classes: Tensor,
     gt_valid: Tensor,
+    in_center: Tensor,
     candidates: Tensor,
-    anchor_centers: Tensor,
-    strides: Tensor,
     first_gt: int,
 ) -> _ChunkMatches:
     """SimOTA cost, dynamic k and per-gt picks for a [b, g] block of gts against all anchors."""
-    in_center = _in_center_window(gt_boxes[..., :2], anchor_centers, strides)
-    ious = box_iou_cxcywh(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])
-
     negative_sum, negative, positive = class_terms
-    class_index = gt_classes[:, :, None].expand(-1, -1, ious.shape[2])
-    cost = torch.gather(positive, 1, class_index)
-    cost.sub_(torch.gather(negative, 1, class_index)).add_(negative_sum[:, None, :])
-    cost.add_(torch.log(ious + 1e-8).mul_(-IOU_COST_WEIGHT))
-    cost.add_((~in_center).float().mul_(OUTSIDE_CENTER_PENALTY))
-    del in_center
-    usable = candidates[:, None, :] & gt_valid[:, :, None]
-    cost.masked_fill_(~usable, float("inf"))
+    image_index = torch.arange(gt_classes.shape[0], device=gt_classes.device)[:, None]
+    cost = positive[image_index, gt_classes].sub_(negative[image_index, gt_classes]).add_(negative_sum[:, None, :])
+
+    ious = box_iou_cxcywh(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])
+    cost.add_(torch.add(ious, 1e-8).log_().mul_(-IOU_COST_WEIGHT))
+    cost.add_((~in_center).float(), alpha=OUTSIDE_CENTER_PENALTY)
+    cost.masked_fill_(~(candidates[:, None, :] & gt_valid[:, :, None]), float("inf"))
 
     # Non-candidates must not enter the top-k IoU sum; zeros there leave it unchanged.
     ious.masked_fill_(~candidates[:, None, :], 0.0)
@@ -136,17 +136,52 @@ def _match_gt_block(
 
     pick_cost, pick_anchor = cost.topk(num_k, dim=2, largest=False)
     rank = torch.arange(num_k, device=cost.device)
-    picked = (rank < dynamic_ks[:, :, None]) & torch.isfinite(pick_cost)
+    picked = ((rank < dynamic_ks[:, :, None]) & torch.isfinite(pick_cost)).long()
     gt_index = torch.arange(first_gt, first_gt + gt_boxes.shape[1], device=cost.device)
-    num_images, num_anchors = cost.shape[0], cost.shape[2]
-    pick_count = cost.new_zeros((num_images, num_anchors), dtype=torch.int64)
-    pick_count.scatter_add_(1, pick_anchor.flatten(1), picked.long().flatten(1))
+    pick_count = picked.new_zeros(cost.shape[0], cost.shape[2])
+    pick_count.scatter_add_(1, pick_anchor.flatten(1), picked.flatten(1))
     picker_sum = torch.zeros_like(pick_count)
-    picker_values = picked.long() * gt_index[None, :, None]
-    picker_sum.scatter_add_(1, pick_anchor.flatten(1), picker_values.flatten(1))
+    picker_sum.scatter_add_(1, pick_anchor.flatten(1), (picked * gt_index[None, :, None]).flatten(1))
 
     best_cost, best_gt = cost.min(dim=1)
     return _ChunkMatches(pick_count, picker_sum, best_cost, best_gt + first_gt, dynamic_ks)
+
+
+def _assign_images(
+    pred_boxes: Tensor,
+    class_terms: tuple[Tensor, Tensor, Tensor],
+    gt_boxes: Tensor,
+    gt_classes: Tensor,
+    gt_valid: Tensor,
+    anchor_centers: Tensor,
+    strides: Tensor,
+    gt_slices: list[slice],
+) -> _ChunkMatches:
+    """Matches for a few images, their gts taken one slice at a time."""
+
+    def window(gts: slice) -> Tensor:
+        inside = _in_center_window(gt_boxes[:, gts, :2], anchor_centers, strides)
+        return inside.logical_and_(gt_valid[:, gts, None])
+
+    # Candidates depend on every gt of the image, so split images need a first pass over the gts.
+    first_window = window(gt_slices[0])
+    candidates = first_window.any(dim=1)
+    for gts in gt_slices[1:]:
+        candidates |= window(gts).any(dim=1)
+    blocks = [
+        _match_gt_block(
+            pred_boxes,
+            class_terms,
+            gt_boxes[:, gts],
+            gt_classes[:, gts],
+            gt_valid[:, gts],
+            first_window if index == 0 else window(gts),
+            candidates,
+            gts.start,
+        )
+        for index, gts in enumerate(gt_slices)
+    ]
+    return _merge_gt_blocks(blocks)
 
 
 def _merge_gt_blocks(blocks: list[_ChunkMatches]) -> _ChunkMatches:
@@ -169,18 +204,6 @@ def _anchor_geometry(x_shifts: Tensor, y_shifts: Tensor, expanded_strides: Tenso
     strides = expanded_strides.reshape(-1).float()
     centers = torch.stack([x_shifts.reshape(-1).float(), y_shifts.reshape(-1).float()], dim=1)
     return (centers + 0.5) * strides[:, None], strides
-
-
-def _candidate_anchors(
-    gt_boxes: Tensor, gt_valid: Tensor, anchor_centers: Tensor, strides: Tensor, chunks: list[tuple[slice, slice]]
-) -> Tensor:
-    """[B, A] anchors inside the centre window of at least one gt of their image."""
-    candidates = gt_boxes.new_zeros((gt_boxes.shape[0], anchor_centers.shape[0]), dtype=torch.bool)
-    for images, gts in chunks:
-        inside = _in_center_window(gt_boxes[images, gts, :2], anchor_centers, strides)
-        inside &= gt_valid[images, gts, None]
-        candidates[images] |= inside.any(dim=1)
-    return candidates
 
 
 def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
@@ -217,28 +240,19 @@ def simota_assign(
         gt_classes = labels[..., 0].long()
         gt_valid = gt_valid_mask(labels)
         anchor_centers, strides = _anchor_geometry(x_shifts, y_shifts, expanded_strides)
-        chunks = list(_plan_chunks(num_images, num_rows, num_anchors, budget))
-        candidates = _candidate_anchors(gt_boxes, gt_valid, anchor_centers, strides, chunks)
-
-        image_results: list[_ChunkMatches] = []
-        gt_blocks: list[_ChunkMatches] = []
-        for images, gts in chunks:
-            gt_blocks.append(
-                _match_gt_block(
-                    pred_boxes[images],
-                    tuple(term[images] for term in class_terms),
-                    gt_boxes[images, gts],
-                    gt_classes[images, gts],
-                    gt_valid[images, gts],
-                    candidates[images],
-                    anchor_centers,
-                    strides,
-                    gts.start,
-                )
+        image_results = [
+            _assign_images(
+                pred_boxes[images],
+                tuple(term[images] for term in class_terms),
+                gt_boxes[images],
+                gt_classes[images],
+                gt_valid[images],
+                anchor_centers,
+                strides,
+                gt_slices,
             )
-            if gts.stop >= num_rows:
-                image_results.append(_merge_gt_blocks(gt_blocks))
-                gt_blocks = []
+            for images, gt_slices in _plan_chunks(num_images, num_rows, num_anchors, budget)
+        ]
         return _finish(image_results, pred_boxes, gt_boxes, gt_classes, gt_valid)
 
 
