@@ -70,6 +70,9 @@ class CraterExp(Exp):
 
         # evaluation keeps no activations for backward: None means twice the training batch
         self.eval_batch_size: Optional[int] = None
+        # the latest evaluation ((AP50:95, AP50, summary), {image id: detections}), for plots
+        self.last_eval = None
+        self.last_eval_outputs = None
 
     def get_model(self) -> nn.Module:
         """The detector with num_classes taken from the data when the data folder exists."""
@@ -95,3 +98,8 @@ class CraterExp(Exp):
     def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False):
         eval_batch = self.eval_batch_size if self.eval_batch_size else 2 * batch_size
         return super().get_evaluator(eval_batch, is_distributed, testdev=testdev, legacy=legacy)
+
+    def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False):
+        results, outputs = super().eval(model, evaluator, is_distributed, half, return_outputs=True)
+        self.last_eval, self.last_eval_outputs = results, outputs
+        return (results, outputs) if return_outputs else results

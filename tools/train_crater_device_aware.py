@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Train YOLOX on impact craters with whatever this machine has (CUDA, Apple MPS or CPU).
+
+The device layer decides precision, loader and distributed settings; the batch size is measured,
+not guessed; progress is logged with an ETA; the run ends with PNGs of its curves and predictions.
+With no data at datasets/craters a synthetic crater set is generated there, so a fresh checkout
+trains without downloading anything:
+
+    python tools/train_crater_device_aware.py --demo                 # minutes on a laptop CPU
+    python tools/train_crater_device_aware.py -b 16 -c weights/yolox_m.pth
+"""
+import argparse
+import os
+import sys
+import time
+from typing import List, Optional
+
+# running as `python tools/...` puts tools/ first on sys.path, not the repository
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+DEFAULT_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_m_crater.py")
+DEMO_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_nano_crater.py")
+DEFAULT_DATA_DIR = os.path.join("datasets", "craters")
+SYNTHETIC_SEED = 0
+WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{name}"
+# --demo: nano on small synthetic images, long enough to learn craters, short enough for a 2-core CPU
+DEMO_SETTINGS = dict(input_size=(256, 256), test_size=(256, 256), random_size=(8, 8), max_epoch=24,
+                     warmup_epochs=1, no_aug_epochs=3, eval_interval=4, print_interval=5, mosaic_prob=0.5,
+                     basic_lr_per_img=0.02 / 64.0, min_lr_ratio=0.1, data_num_workers=2)
+DEMO_DATA = dict(num_train=160, num_val=40, img_size=256)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        "train_crater_device_aware", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("-f", "--exp_file", default=None,
+                        help=f"experiment file (default {os.path.relpath(DEFAULT_EXP, REPO_ROOT)}; "
+                             f"--demo: {os.path.relpath(DEMO_EXP, REPO_ROOT)})")
+    parser.add_argument("-expn", "--experiment-name", default=None)
+    parser.add_argument("-b", "--batch-size", default="auto",
+                        help="total batch size, or 'auto' to measure the largest that fits")
+    parser.add_argument("--target-mem-fraction", type=float, default=0.8,
+                        help="-b auto: fraction of the device's memory limit the batch may use")
+    parser.add_argument("--max-batch", type=int, default=64, help="-b auto: upper bound of the batch")
+    parser.add_argument("-c", "--ckpt", default=None,
+                        help="weights to fine-tune from (e.g. weights/yolox_m.pth); 'none' trains from scratch")
+    parser.add_argument("--resume", action="store_true", help="resume from -c or the run's latest_ckpt.pth")
+    parser.add_argument("-e", "--start_epoch", type=int, default=None, help="resume at this 1-based epoch")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("-d", "--devices", type=int, default=None, help="GPUs (CUDA only; one process each)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="mixed precision (on MPS only if a probe in a child process passes)")
+    parser.add_argument("--grad-ckpt", action="store_true",
+                        help="activation checkpointing of backbone and neck: less memory, ~1/3 more compute")
+    parser.add_argument("--cache-release-every", type=int, default=None,
+                        help="iterations between device cache releases (default: the device policy's)")
+    parser.add_argument("--mps-high-watermark", type=float, default=None,
+                        help="PYTORCH_MPS_HIGH_WATERMARK_RATIO, set before torch starts (0 = no limit)")
+    parser.add_argument("--eval-batch", type=int, default=None, help="evaluation batch (default 2x training)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"crater data (COCO, YOLO-txt or crater CSV; default {DEFAULT_DATA_DIR})")
+    parser.add_argument("--demo", action="store_true",
+                        help="short run: nano on a synthetic crater set, ends with AP50 in minutes on a CPU")
+    parser.add_argument("--cache", type=str, nargs="?", const="ram", default=None, help="cache images: ram | disk")
+    parser.add_argument("-l", "--logger", default="tensorboard", help="metric logger (tensorboard)")
+    parser.add_argument("--trust-ckpt", action="store_true",
+                        help="allow checkpoints that need full unpickling (only for files you trust)")
+    parser.add_argument("--dist-url", default=None, help="rendezvous URL for -d > 1 (default: a free local port)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=None, help="KEY VALUE pairs to modify the exp")
+    return parser
+
+
+def prepare_environment(argv: Optional[List[str]]) -> None:
+    """Set the MPS environment variables before anything imports torch (torch reads them early)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--mps-high-watermark", type=float, default=None)
+    known, _ = pre.parse_known_args(argv)
+    if sys.platform == "darwin" or known.mps_high_watermark is not None:
+        from yolox.utils.mps_patch import setup_mps_environment
+
+        setup_mps_environment(high_watermark_ratio=known.mps_high_watermark)
+
+
+def parse_batch(value: str) -> Optional[int]:
+    """None for 'auto', else a positive int."""
+    if str(value).strip().lower() == "auto":
+        return None
+    try:
+        batch = int(value)
+    except ValueError:
+        raise SystemExit(f"-b {value!r}: give a positive number or 'auto'") from None
+    if batch < 1:
+        raise SystemExit(f"-b {value}: the batch size must be at least 1 (or 'auto')")
+    return batch
+
+
+def resolve_ckpt(ckpt: Optional[str], resume: bool) -> Optional[str]:
+    """The checkpoint path, None for scratch; a missing file is a clear error naming where weights come from."""
+    if ckpt is None or ckpt.strip().lower() == "none":
+        return None
+    if not os.path.isfile(ckpt):
+        name = os.path.basename(ckpt)
+        source = (f"the official weights come from {WEIGHTS_URL.format(name=name)} (save it as {ckpt}; "
+                  "see weights/README.md)" if name.startswith("yolox_") and not resume else
+                  "check the path")
+        raise SystemExit(f"checkpoint {ckpt} not found: {source}; or pass `-c none` to train from scratch")
+    return ckpt
+
+
+def ensure_data(exp, data_dir_given: bool, demo: bool) -> None:
+    """Generate the synthetic crater set where the default data folder is missing; a given folder must exist."""
+    from loguru import logger
+
+    from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+
+    if os.path.isdir(exp.data_dir) and os.listdir(exp.data_dir):
+        return
+    if data_dir_given:
+        raise SystemExit(f"--data-dir {exp.data_dir} not found: give a folder in COCO, YOLO-txt or crater CSV "
+                         "layout (see README 'Bringing your own crater data')")
+    sizes = DEMO_DATA if demo else dict(num_train=400, num_val=80, img_size=416)
+    logger.warning(f"no crater data at {exp.data_dir}: generating a synthetic crater set there (seed "
+                   f"{SYNTHETIC_SEED}, {sizes['num_train']} train / {sizes['num_val']} val images of "
+                   f"{sizes['img_size']} px); put your own data there, or pass --data-dir, to train on real craters")
+    started = time.time()
+    counts = generate_synthetic_craters(exp.data_dir, seed=SYNTHETIC_SEED, **sizes)
+    logger.info(f"synthetic crater set written in {time.time() - started:.1f}s: {counts}")
+
+
+def build_exp(args):
+    from yolox.exp import check_exp_value, get_exp
+
+    exp_file = args.exp_file or (DEMO_EXP if args.demo else DEFAULT_EXP)
+    exp = get_exp(exp_file, None)
+    if args.demo:
+        for key, value in DEMO_SETTINGS.items():
+            setattr(exp, key, value)
+        exp.data_dir = os.path.join("datasets", "craters_demo")
+    if args.data_dir is not None:
+        exp.data_dir = args.data_dir
+    exp.merge(args.opts or [])
+    check_exp_value(exp)
+    if args.eval_batch is not None:
+        exp.eval_batch_size = args.eval_batch
+    if not args.experiment_name:
+        args.experiment_name = exp.exp_name + ("_demo" if args.demo else "")
+    return exp
+
+
+def prepare_model(exp, grad_ckpt: bool):
+    """The exp's (cached) model, checkpointed when asked."""
+    from loguru import logger
+
+    from yolox.models.grad_ckpt import enable_grad_checkpointing
+
+    model = exp.get_model()
+    if grad_ckpt:
+        names = enable_grad_checkpointing(model)
+        logger.info(f"gradient checkpointing on {len(names)} backbone/neck blocks (less memory, more compute)")
+    return model
+
+
+def max_boxes_per_image(exp) -> int:
+    """Most boxes in one training image, to probe memory with realistic label counts."""
+    from yolox.data.datasets import load_split_as_coco
+
+    data, _ = load_split_as_coco(exp.data_dir, "train", exp.data_format)
+    counts = {}
+    for ann in data.get("annotations", []):
+        counts[ann["image_id"]] = counts.get(ann["image_id"], 0) + 1
+    return max(counts.values(), default=1), len(data.get("images", []))
+
+
+def choose_batch(exp, args, policy, world_size: int):
+    """Measure memory and choose (or check) the total batch; returns (batch, BatchDecision)."""
+    from yolox.utils.autobatch import autobatch
+
+    requested = parse_batch(args.batch_size)
+    boxes, train_images = max_boxes_per_image(exp)
+    # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
+    step_cap = max(1, train_images // 8)
+    model = policy.to(prepare_model(exp, args.grad_ckpt))
+    decision = autobatch(
+        model, policy, tuple(exp.input_size), num_classes=exp.num_classes,
+        target_fraction=args.target_mem_fraction, multiple=8, max_batch=min(args.max_batch, step_cap),
+        requested=None if requested is None else max(1, requested // world_size),
+        num_boxes=min(exp.max_labels, 4 * boxes),   # a mosaic holds up to four images' boxes
+        max_labels=exp.max_labels)
+    total = decision.batch_size * world_size if requested is None else requested
+    return total, decision
+
+
+def log_plan(policy, batch: int, decision, exp, world_size: int) -> None:
+    """The decisions a Mac or GPU user asks about first, each with its reason."""
+    from loguru import logger
+
+    amp = "off" if policy.amp_dtype is None else str(policy.amp_dtype).replace("torch.", "")
+    ddp = f"on ({world_size} processes, {policy.dist_backend})" if world_size > 1 else "off"
+    ddp_reason = policy.reasons["dist_backend"] if world_size > 1 or policy.dist_backend is None else \
+        "one process: no -d given"
+    lines = [
+        f"device: {policy.device} (rules: {policy.kind})  ({policy.reasons['device']})",
+        f"AMP: {amp}  ({policy.reasons['amp_dtype']})",
+        f"DDP: {ddp}  ({ddp_reason})",
+        f"pin_memory: {'on' if policy.pin_memory else 'off'}  ({policy.reasons['pin_memory']})",
+        f"cache release every: {policy.cache_release_every or 'never'}  ({policy.reasons['cache_release_every']})",
+        f"batch: {batch}  ({decision.reason})",
+        f"learning rate: {exp.basic_lr_per_img * batch:.3e} = {exp.basic_lr_per_img:.3e} per image x {batch}",
+    ]
+    for line in lines:
+        logger.info(f"crater plan: {line}")
+
+
+def make_trainer_class():
+    """A Trainer that also keeps the loss and AP history, epoch throughput, for the end-of-run plots."""
+    from loguru import logger
+
+    from yolox.core import Trainer
+
+    class CraterTrainer(Trainer):
+        def __init__(self, exp, args, policy=None):
+            super().__init__(exp, args, policy)
+            self.loss_history: List[dict] = []
+            self.ap_history: List[dict] = []
+
+        def before_epoch(self) -> None:
+            self.epoch_started = (time.time(), self.samples_seen)
+            super().before_epoch()
+
+        def after_iter(self) -> None:
+            row = {"iteration": self.progress_in_iter + 1}
+            row.update({name: meter.latest for name, meter in self.meter.get_filtered_meter("loss").items()})
+            self.loss_history.append(row)
+            super().after_iter()
+
+        def after_epoch(self) -> None:
+            started, samples = self.epoch_started
+            img_per_s = (self.samples_seen - samples) / max(time.time() - started, 1e-9)
+            logger.info(f"epoch {self.epoch + 1}/{self.max_epoch}: {img_per_s:.1f} img/s, batch {self.batch_size}, "
+                        f"{self.policy.memory_line()}")
+            super().after_epoch()
+
+        def evaluate_and_save_model(self) -> None:
+            super().evaluate_and_save_model()
+            ap50_95, ap50 = self.exp.last_eval[:2]
+            self.ap_history.append({"epoch": self.epoch + 1, "AP50": ap50, "AP50:95": ap50_95})
+
+    return CraterTrainer
+
+
+def save_plots(trainer, exp) -> List[str]:
+    """Loss/AP curves and a grid of validation predictions, next to the run's checkpoints."""
+    import numpy as np
+
+    from yolox.utils.plots import history_to_series, save_prediction_grid, save_training_curves
+
+    written = [str(save_training_curves(history_to_series(trainer.loss_history, "iteration"),
+                                        history_to_series(trainer.ap_history, "epoch"),
+                                        os.path.join(trainer.file_name, "curves.png"), exp.exp_name))]
+    outputs = exp.last_eval_outputs or {}
+    dataset = trainer.evaluator.dataloader.dataset
+    images, predictions, truths = [], [], []
+    for index, image_id in enumerate(dataset.ids[:12]):
+        ann_ids = dataset.coco.getAnnIds(imgIds=[int(image_id)], iscrowd=False)
+        xywh = np.array([a["bbox"] for a in dataset.coco.loadAnns(ann_ids)], np.float64).reshape(-1, 4)
+        result = outputs.get(int(image_id), {"bboxes": [], "scores": []})
+        preds = np.hstack([np.asarray(result["bboxes"], np.float64).reshape(-1, 4),
+                           np.asarray(result["scores"], np.float64).reshape(-1, 1)])
+        images.append(dataset.load_image(index))
+        predictions.append(preds)
+        truths.append(np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]))
+    if images:
+        written.append(str(save_prediction_grid(images, predictions, truths,
+                                                os.path.join(trainer.file_name, "predictions.png"))))
+    return written
+
+
+def run_training(exp, args, policy=None) -> dict:
+    """Train in this process (one process per GPU under -d); returns the final figures on rank 0."""
+    from loguru import logger
+
+    from yolox.utils.dist import get_rank
+
+    if policy is None:
+        from yolox.utils.device import build_policy
+        from yolox.utils.dist import get_local_rank, get_world_size
+
+        policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(),
+                              world_size=get_world_size(), cache_release_every=args.cache_release_every)
+    exp.device_policy = policy
+    prepare_model(exp, args.grad_ckpt)
+    trainer = make_trainer_class()(exp, args, policy)
+    trainer.train()
+    if get_rank() != 0:
+        return {}
+    figures = {"best_AP50_95": trainer.best_ap}
+    if trainer.ap_history:
+        figures.update(AP50=trainer.ap_history[-1]["AP50"], AP50_95=trainer.ap_history[-1]["AP50:95"])
+    figures["plots"] = save_plots(trainer, exp)
+    for path in figures["plots"]:
+        logger.info(f"wrote {path}")
+    return figures
+
+
+def main(argv: Optional[List[str]] = None, policy=None) -> dict:
+    """Run the crater workflow; `policy` replaces the detected device policy (tests simulate MPS this way)."""
+    prepare_environment(argv)
+    args = make_parser().parse_args(argv)
+
+    from loguru import logger
+
+    from yolox.core import launch
+    from yolox.utils.device import DeviceUnavailableError, build_policy, device_count
+    from yolox.utils.logger import setup_logger
+    from yolox.utils.setup_env import configure_module
+
+    configure_module()
+    args.ckpt = resolve_ckpt(args.ckpt, args.resume)
+    data_dir_given = args.data_dir is not None
+    exp = build_exp(args)
+    file_name = os.path.join(exp.output_dir, args.experiment_name)
+    os.makedirs(file_name, exist_ok=True)
+    setup_logger(file_name, distributed_rank=0, filename="train_log.txt", mode="a")
+    ensure_data(exp, data_dir_given, args.demo)
+
+    if policy is None:
+        try:
+            world = args.devices or 1
+            policy = build_policy(args.device, fp16=args.fp16, world_size=world,
+                                  cache_release_every=args.cache_release_every)
+        except DeviceUnavailableError as error:
+            raise SystemExit(str(error)) from None
+    world_size = 1
+    if args.devices and args.devices > 1:
+        if policy.kind == "cuda" and policy.dist_backend:
+            world_size = min(args.devices, device_count("cuda"))
+        else:
+            logger.warning(f"-d {args.devices} ignored: one process on {policy.kind} "
+                           f"({policy.reasons['dist_backend']})")
+    exp.device_policy = policy
+    batch, decision = choose_batch(exp, args, policy, world_size)
+    args.batch_size = batch
+    log_plan(policy, batch, decision, exp, world_size)
+
+    if world_size > 1:
+        exp.device_policy = None
+        exp.__dict__.pop("model", None)      # each GPU process builds its own
+        policy.release_cache()
+        launch(run_training, world_size, backend=policy.dist_backend,
+               dist_url=args.dist_url or "auto", args=(exp, args))
+        return {}
+    figures = run_training(exp, args, policy)
+    if "AP50" in figures:
+        logger.info(f"final AP50 = {figures['AP50']:.3f}, AP50:95 = {figures['AP50_95']:.3f} "
+                    f"(best AP50:95 {figures['best_AP50_95']:.3f})")
+        print(f"AP50: {figures['AP50']:.3f}  AP50:95: {figures['AP50_95']:.3f}", flush=True)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
