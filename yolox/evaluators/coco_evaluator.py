@@ -1,0 +1,277 @@
+"""COCO box evaluation of a detector over an eval loader (evaluation.md §2)."""
+import contextlib
+import io
+import json
+import os
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from loguru import logger
+from tabulate import tabulate
+
+from yolox.utils.boxes import postprocess
+from yolox.utils.dist import gather, is_main_process, synchronize, time_synchronized
+
+__all__ = ["COCOEvaluator", "per_class_table"]
+
+TESTDEV_RESULTS = "./yolox_testdev_2017.json"
+
+
+class COCOEvaluator:
+    """AP@[.5:.95] and AP@.5 of a model on `dataloader`'s COCO-format dataset.
+
+    Args:
+        dataloader: yields (images, targets, (heights, widths), image ids); its dataset has a
+            pycocotools `coco` and sorted `class_ids`.
+        img_size: (height, width) the images were letterboxed to.
+        confthre, nmsthre: postprocess score and NMS IoU thresholds.
+        num_classes: classes of the model output.
+        testdev: write the results to ./yolox_testdev_2017.json (for submission).
+        per_class_AP, per_class_AR: append per-class tables to the summary.
+        max_dets: per-image detection cap of the reported AP (COCO maxDets = [1, 10, max_dets]).
+        results_file: also keep the COCO results json at this path.
+    """
+
+    def __init__(self, dataloader, img_size: Sequence[int], confthre: float, nmsthre: float, num_classes: int,
+                 testdev: bool = False, per_class_AP: bool = True, per_class_AR: bool = True,
+                 max_dets: int = 100, results_file: Optional[str] = None) -> None:
+        self.dataloader = dataloader
+        self.img_size = img_size
+        self.confthre = confthre
+        self.nmsthre = nmsthre
+        self.num_classes = num_classes
+        self.testdev = testdev
+        self.per_class_AP = per_class_AP
+        self.per_class_AR = per_class_AR
+        self.max_dets = max_dets
+        self.results_file = results_file
+
+    def evaluate(self, model, distributed: bool = False, half: bool = False, trt_file: Optional[str] = None,
+                 decoder=None, test_size: Optional[Sequence[int]] = None, return_outputs: bool = False,
+                 policy=None):
+        """(ap50_95, ap50, summary), plus {image id: detections} when return_outputs."""
+        device = policy.device if policy is not None else _parameter_device(model)
+        dtype = torch.float16 if half else torch.float32
+        non_blocking = bool(policy is not None and policy.non_blocking)
+        model = model.eval()
+        if half:
+            model = model.half()
+        if trt_file is not None:
+            model = _load_trt_module(model, trt_file, test_size or self.img_size, device, dtype)
+
+        per_image_results: Dict[int, List[dict]] = {}
+        output_data: Dict[int, dict] = {}
+        inference_time = nms_time = 0.0
+        n_batches = len(self.dataloader)
+        progress = _Progress(n_batches) if is_main_process() else None
+        with torch.no_grad():
+            for batch_index, (imgs, _, info_imgs, ids) in enumerate(self.dataloader):
+                imgs = imgs.to(device=device, dtype=dtype, non_blocking=non_blocking)
+                start = time.time()
+                outputs = model(imgs)
+                if decoder is not None:
+                    outputs = decoder(outputs, dtype=outputs.dtype)
+                infer_end = time_synchronized(policy)
+                outputs = postprocess(outputs, self.num_classes, self.confthre, self.nmsthre)
+                nms_end = time_synchronized(policy)
+                # The last batch may be short, so it is left out of the per-image timing.
+                if batch_index < n_batches - 1:
+                    inference_time += infer_end - start
+                    nms_time += nms_end - infer_end
+                results, image_wise = self.convert_to_coco_format(outputs, info_imgs, ids, return_outputs=True)
+                for record in results:
+                    per_image_results.setdefault(record["image_id"], []).append(record)
+                output_data.update(image_wise)
+                if progress is not None:
+                    progress.step(batch_index + 1)
+
+        statistics = (inference_time, nms_time, max(n_batches - 1, 1))
+        if distributed:
+            per_image_results, output_data, statistics = _gather_results(per_image_results, output_data,
+                                                                         statistics)
+        data_list = [record for records in per_image_results.values() for record in records]
+        eval_results = self.evaluate_prediction(data_list, statistics)
+        synchronize()
+        if return_outputs:
+            return eval_results, output_data
+        return eval_results
+
+    def convert_to_coco_format(self, outputs, info_imgs, ids, return_outputs: bool = False):
+        """COCO result dicts (boxes in original-image pixels); with return_outputs also the per-image xyxy."""
+        class_ids = self.dataloader.dataset.class_ids
+        data_list: List[dict] = []
+        image_wise: Dict[int, dict] = {}
+        for output, img_h, img_w, img_id in zip(outputs, info_imgs[0], info_imgs[1], ids):
+            if output is None:
+                continue
+            output = output.detach().to("cpu", torch.float32)
+            scale = min(self.img_size[0] / float(img_h), self.img_size[1] / float(img_w))
+            bboxes = output[:, 0:4] / scale
+            scores = (output[:, 4] * output[:, 5]).tolist()
+            categories = [class_ids[int(cls)] for cls in output[:, 6].tolist()]
+            image_id = int(img_id)
+            image_wise[image_id] = {"bboxes": bboxes.tolist(), "scores": scores, "categories": categories}
+            xywh = bboxes.clone()
+            xywh[:, 2:] = bboxes[:, 2:] - bboxes[:, :2]
+            for box, score, category in zip(xywh.tolist(), scores, categories):
+                data_list.append({"image_id": image_id, "category_id": category, "bbox": box,
+                                  "score": score, "segmentation": []})
+        if return_outputs:
+            return data_list, image_wise
+        return data_list
+
+    def evaluate_prediction(self, data_dict: List[dict], statistics: Sequence[float]) -> Tuple[float, float, Optional[str]]:
+        """COCO bbox evaluation of result dicts; statistics = (inference s, NMS s, timed batches)."""
+        if not is_main_process():
+            return 0, 0, None
+        inference_time, nms_time, n_samples = (float(value) for value in statistics)
+        per_image_ms = 1000.0 / (n_samples * self.dataloader.batch_size)
+        a_infer, a_nms = inference_time * per_image_ms, nms_time * per_image_ms
+        info = (f"Average forward time: {a_infer:.2f} ms, Average NMS time: {a_nms:.2f} ms, "
+                f"Average inference time: {a_infer + a_nms:.2f} ms\n")
+        if len(data_dict) == 0:
+            return 0, 0, info
+
+        coco_gt = self.dataloader.dataset.coco
+        coco_eval = self._run_cocoeval(coco_gt, data_dict)
+        coco_eval.stats, summary = summarize(coco_eval)
+        info += summary
+        class_names = [coco_gt.cats[cat_id]["name"] for cat_id in sorted(coco_gt.cats)]
+        if self.per_class_AP:
+            table = per_class_table(_per_class_mean(coco_eval.eval["precision"], axis=2), class_names, "AP")
+            info += "per class AP:\n" + table + "\n"
+        if self.per_class_AR:
+            table = per_class_table(_per_class_mean(coco_eval.eval["recall"], axis=1), class_names, "AR")
+            info += "per class AR:\n" + table + "\n"
+        return coco_eval.stats[0], coco_eval.stats[1], info
+
+    def _run_cocoeval(self, coco_gt, data_dict: List[dict]):
+        from pycocotools.cocoeval import COCOeval
+
+        path = self._write_results(data_dict)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                coco_dt = coco_gt.loadRes(path)
+                coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+                coco_eval.params.maxDets = [1, 10, self.max_dets]
+                coco_eval.evaluate()
+                coco_eval.accumulate()
+        finally:
+            if path not in (TESTDEV_RESULTS, self.results_file):
+                os.remove(path)
+        return coco_eval
+
+    def _write_results(self, data_dict: List[dict]) -> str:
+        if self.testdev:
+            path = TESTDEV_RESULTS
+        elif self.results_file is not None:
+            path = self.results_file
+        else:
+            handle, path = tempfile.mkstemp(suffix=".json", prefix="yolox_coco_results_")
+            os.close(handle)
+        with open(path, "w") as results_json:
+            json.dump(data_dict, results_json)
+        return path
+
+
+# (metric, IoU threshold, area range, index into params.maxDets) of the 12 standard COCO lines
+_SUMMARY_LINES = [("AP", None, "all", 2), ("AP", 0.5, "all", 2), ("AP", 0.75, "all", 2),
+                  ("AP", None, "small", 2), ("AP", None, "medium", 2), ("AP", None, "large", 2),
+                  ("AR", None, "all", 0), ("AR", None, "all", 1), ("AR", None, "all", 2),
+                  ("AR", None, "small", 2), ("AR", None, "medium", 2), ("AR", None, "large", 2)]
+
+
+def summarize(coco_eval) -> Tuple[np.ndarray, str]:
+    """The 12 COCO stats and their text, every AP line at maxDets[2].
+
+    pycocotools' own summarize() reads AP@[.5:.95] at a hard-coded 100 detections, which is
+    -1 for any other cap; here the configured cap is used throughout (identical at 100).
+    """
+    params = coco_eval.params
+    stats = np.zeros(len(_SUMMARY_LINES))
+    lines = []
+    for i, (metric, iou, area, det_index) in enumerate(_SUMMARY_LINES):
+        values = coco_eval.eval["precision" if metric == "AP" else "recall"]
+        area_index = params.areaRngLbl.index(area)
+        if metric == "AP":
+            values = values[:, :, :, area_index, det_index]
+        else:
+            values = values[:, :, area_index, det_index]
+        if iou is not None:
+            values = values[np.where(np.isclose(params.iouThrs, iou))[0]]
+        valid = values[values > -1]
+        stats[i] = float(np.mean(valid)) if valid.size else -1.0
+        title = "Average Precision" if metric == "AP" else "Average Recall"
+        iou_text = f"{params.iouThrs[0]:0.2f}:{params.iouThrs[-1]:0.2f}" if iou is None else f"{iou:0.2f}"
+        lines.append(f" {title:<18} ({metric}) @[ IoU={iou_text:<9} | area={area:>6s} | "
+                     f"maxDets={params.maxDets[det_index]:>3d} ] = {stats[i]:0.3f}")
+    return stats, "\n".join(lines) + "\n"
+
+
+def per_class_table(values: Sequence[float], class_names: Sequence[str], metric: str, columns: int = 6) -> str:
+    """(class, value) pairs laid out `columns // 2` per row as a pipe table; values are in percent."""
+    pairs = [item for name, value in zip(class_names, values) for item in (name, value)]
+    num_cols = min(columns, len(pairs))
+    pairs += [""] * (-len(pairs) % num_cols)
+    rows = [pairs[start:start + num_cols] for start in range(0, len(pairs), num_cols)]
+    headers = ["class", metric] * (num_cols // 2)
+    return tabulate(rows, headers=headers, tablefmt="pipe", floatfmt=".3f", numalign="left")
+
+
+def _per_class_mean(values: np.ndarray, axis: int) -> List[float]:
+    """Mean (x100) of the valid entries of each class at area 'all' and the largest maxDets."""
+    means = []
+    for k in range(values.shape[axis]):
+        per_class = np.take(values, k, axis=axis)[..., 0, -1]
+        valid = per_class[per_class > -1]
+        means.append(float(np.mean(valid)) * 100 if valid.size else float("nan"))
+    return means
+
+
+def _parameter_device(model) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _gather_results(per_image_results: dict, output_data: dict, statistics: Sequence[float]):
+    """Merge every rank's results on rank 0; images repeated by the sampler's padding count once."""
+    synchronize()
+    gathered = gather((per_image_results, output_data, tuple(statistics)), dst=0) or []
+    merged_results: Dict[int, List[dict]] = {}
+    merged_outputs: Dict[int, dict] = {}
+    total = [0.0, 0.0, 0.0]
+    for results, outputs, stats in gathered:
+        merged_results.update(results)
+        merged_outputs.update(outputs)
+        total = [acc + float(value) for acc, value in zip(total, stats)]
+    return merged_results, merged_outputs, total
+
+
+def _load_trt_module(model, trt_file: str, test_size: Sequence[int], device: torch.device, dtype: torch.dtype):
+    """TensorRT replacement of `model` (CUDA only); the torch model runs once first, as torch2trt expects."""
+    from torch2trt import TRTModule
+
+    model_trt = TRTModule()
+    model_trt.load_state_dict(torch.load(trt_file, map_location=device, weights_only=True))
+    model(torch.ones(1, 3, test_size[0], test_size[1], device=device, dtype=dtype))
+    return model_trt
+
+
+class _Progress:
+    """Logs evaluation progress with an ETA, at most every `interval_s` seconds."""
+
+    def __init__(self, total: int, interval_s: float = 10.0) -> None:
+        self.total = total
+        self.interval_s = interval_s
+        self.start = self.last_log = time.time()
+
+    def step(self, done: int) -> None:
+        now = time.time()
+        if now - self.last_log < self.interval_s:
+            return
+        self.last_log = now
+        eta = (now - self.start) / done * (self.total - done)
+        logger.info(f"evaluating: {done}/{self.total} batches, ETA {eta:.0f}s")
