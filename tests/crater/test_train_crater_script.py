@@ -1,0 +1,98 @@
+"""tools/train_crater_device_aware.py: a simulated-MPS run, the missing-weights error, argument handling."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+from yolox.utils.device import build_policy
+
+REPO = Path(__file__).resolve().parents[2]
+NANO_EXP = str(REPO / "exps" / "crater" / "yolox_nano_crater.py")
+CUDA_ENTRY_POINTS = ("synchronize", "empty_cache", "memory_allocated", "max_memory_allocated",
+                     "reset_peak_memory_stats", "set_device", "current_device", "Stream", "get_device_properties")
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("train_crater_device_aware",
+                                                  REPO / "tools" / "train_crater_device_aware.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """Every torch.cuda entry point raises: the MPS path must never reach for CUDA."""
+    def refusing(name):
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"torch.cuda.{name} used on the MPS path")
+        return refuse
+
+    for name in CUDA_ENTRY_POINTS:
+        monkeypatch.setattr(torch.cuda, name, refusing(name))  # one object each: torch._dynamo indexes them
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_run_argv(data_dir: Path, out_dir: Path, *extra: str) -> list:
+    return ["-f", NANO_EXP, "--data-dir", str(data_dir), "-c", "none", "--max-batch", "2", *extra,
+            "input_size", "(64,64)", "test_size", "(64,64)", "random_size", "(2,2)", "max_epoch", "1",
+            "warmup_epochs", "0", "no_aug_epochs", "0", "eval_interval", "1", "data_num_workers", "0",
+            "output_dir", str(out_dir)]
+
+
+def test_simulated_mps_run_logs_its_decisions_and_the_measured_batch(tmp_path, monkeypatch, no_cuda, one_thread):
+    monkeypatch.chdir(tmp_path)
+    generate_synthetic_craters(tmp_path / "data", num_train=16, num_val=2, img_size=64, seed=0)
+    policy = build_policy("mps", tensors_on="cpu")
+    figures = load_script().main(tiny_run_argv(tmp_path / "data", tmp_path / "out", "-b", "auto"),
+                                 policy=policy)
+    log = (tmp_path / "out" / "yolox_nano_crater" / "train_log.txt").read_text()
+    assert "crater plan: device: cpu (rules: mps)" in log
+    assert "crater plan: AMP: off" in log
+    assert "crater plan: DDP: off" in log
+    assert "crater plan: pin_memory: off" in log
+    assert "crater plan: cache release every: 10" in log
+    # the batch came from the measurement: the probe table and the reason are logged
+    assert "autobatch on mps" in log and "peak MiB" in log
+    assert "crater plan: batch: 2  (batch 2: largest multiple of 8 (or power of 2 below it)" in log
+    assert "learning rate: 3.125e-04" in log
+    assert "img/s" in log
+    assert 0.0 <= figures["AP50"] <= 1.0
+    for plot in figures["plots"]:
+        assert Path(plot).stat().st_size > 1000
+
+
+def test_missing_weights_name_the_official_url_and_scratch_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as error:
+        load_script().main(["-c", "weights/yolox_m.pth"])
+    message = str(error.value)
+    assert "weights/yolox_m.pth not found" in message
+    assert "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_m.pth" in message
+    assert "-c none" in message
+
+
+def test_given_data_dir_must_exist(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="--data-dir .*missing_folder not found"):
+        load_script().main(["-c", "none", "--data-dir", str(tmp_path / "missing_folder"),
+                            "output_dir", str(tmp_path / "out")])
+
+
+def test_batch_argument_parsing():
+    script = load_script()
+    assert script.parse_batch("auto") is None and script.parse_batch("16") == 16
+    with pytest.raises(SystemExit, match="positive number or 'auto'"):
+        script.parse_batch("many")
+    with pytest.raises(SystemExit, match="at least 1"):
+        script.parse_batch("0")
