@@ -81,3 +81,85 @@ def write_exp_file(path: Path, data_dir: Path, output_dir: Path, max_epoch: int 
                                no_aug_epochs=no_aug_epochs)
     path.write_text(textwrap.dedent(body) + textwrap.dedent(extra))
     return path
+
+
+TINY_MODEL = '''
+
+import torch
+from torch import nn
+
+
+class TinyHead(nn.Module):
+    """Holds use_l1 and the prediction conv, like YOLOXHead, so the trainer's switch applies."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.use_l1 = False
+        self.num_classes = num_classes
+        self.pred = nn.Conv2d(8, 5 + num_classes, 1)
+
+
+class TinyDetector(nn.Module):
+    """A few hundred parameters with a loss that depends on the batch's boxes: trains in milliseconds
+    on the CPU, so trainer mechanics (resume, OOM, DDP) can be tested without the YOLOX loss."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.SiLU())
+        self.head = TinyHead(num_classes)
+
+    def forward(self, x, targets=None):
+        feats = self.head.pred(self.backbone(x / 255.0))
+        if not self.training:
+            return feats.flatten(2).transpose(1, 2).sigmoid() * x.shape[-1]
+        pooled = feats.mean(dim=(2, 3))
+        num_gt = (targets.sum(-1) > 0).sum(1).to(pooled.dtype)
+        box_mean = targets[..., 1:5].sum(1) / num_gt.clamp(min=1)[:, None] / x.shape[-1]
+        box_err = pooled[:, :4].sigmoid() - box_mean
+        iou_loss = (box_err ** 2).mean() * 5.0
+        conf_loss = ((pooled[:, 4] - num_gt) ** 2).mean() * 0.01
+        cls_loss = (pooled[:, 5:] ** 2).mean()
+        l1_loss = box_err.abs().mean() if self.head.use_l1 else pooled.new_zeros(())
+        total = iou_loss + conf_loss + cls_loss + l1_loss
+        return {"total_loss": total, "iou_loss": iou_loss, "l1_loss": l1_loss, "conf_loss": conf_loss,
+                "cls_loss": cls_loss, "num_fg": num_gt.mean()}
+
+
+def _tiny_get_model(self):
+    if "model" not in self.__dict__:
+        self.model = TinyDetector(self.num_classes)
+    return self.model
+
+
+Exp.get_model = _tiny_get_model
+'''
+
+KILL_HOOK = '''
+
+import os
+import signal
+
+from yolox.core import Trainer
+
+
+class KillableTrainer(Trainer):
+    """SIGKILLs its own process right after the checkpoint of epoch KILL_AFTER_EPOCH (env) is written."""
+
+    def after_epoch(self):
+        super().after_epoch()
+        if os.environ.get("KILL_AFTER_EPOCH") == str(self.epoch + 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def after_train(self):
+        super().after_train()
+        live = self.model.module if hasattr(self.model, "module") else self.model
+        torch.save({k: v.detach().cpu() for k, v in live.state_dict().items()},
+                   os.path.join(self.file_name, f"final_rank{self.rank}.pt"))
+
+
+def _killable_trainer(self, args):
+    return KillableTrainer(self, args, policy=self.device_policy)
+
+
+Exp.get_trainer = _killable_trainer
+'''

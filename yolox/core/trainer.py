@@ -126,6 +126,8 @@ class Trainer:
             if not self._run_iter_or_recover():
                 continue
             self.after_iter()
+            if self.iter == self.max_iter - 1:
+                break  # like upstream's for-loop, hooks after the epoch see the last iter index
             self.iter += 1
 
     def _run_iter_or_recover(self) -> bool:
