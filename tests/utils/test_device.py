@@ -1,5 +1,6 @@
 """DevicePolicy decisions against spec/devices.md, device selection errors, OOM recognition, the AMP probe."""
 import dataclasses
+import functools
 import inspect
 import os
 import random
@@ -23,7 +24,8 @@ from yolox.utils.device import (
 @pytest.fixture
 def no_cuda(monkeypatch):
     """Every public torch.cuda function raises: a decision that reaches for CUDA fails loudly."""
-    def make_raiser(name):
+    def make_raiser(name, original):
+        @functools.wraps(original)  # keeps attributes torch's own introspection reads (e.g. __wrapped__)
         def raiser(*args, **kwargs):
             raise AssertionError(f"torch.cuda.{name} called in a test that simulates a machine without CUDA")
         return raiser
@@ -32,7 +34,7 @@ def no_cuda(monkeypatch):
         if name.startswith("_"):
             continue
         if inspect.isfunction(value) or inspect.isbuiltin(value):
-            monkeypatch.setattr(torch.cuda, name, make_raiser(name))
+            monkeypatch.setattr(torch.cuda, name, make_raiser(name, value))
     return monkeypatch
 
 
@@ -467,3 +469,70 @@ def test_real_probe_passes_on_cpu(dtype):
     assert ok, reason
     assert "PROBE-OK" in reason
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device RNG state (exact resume) and the CUDA copy stream
+# ---------------------------------------------------------------------------------------------------------
+def fake_mps(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_built", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+
+
+def test_device_rng_state_round_trip_on_mps(no_cuda, monkeypatch):
+    fake_mps(monkeypatch)
+    generator = {"state": torch.tensor([1, 2, 3], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: generator["state"].clone())
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda state: generator.update(state=state))
+    policy = build_policy("mps", memory=FakeMemory())
+    assert policy.device == torch.device("mps") and not policy.simulated
+    saved = policy.rng_state()
+    generator["state"] = torch.tensor([9, 9, 9], dtype=torch.uint8)
+    policy.set_rng_state(saved)
+    assert generator["state"].tolist() == [1, 2, 3]
+
+
+def test_device_rng_state_from_another_device_is_skipped_with_warning(no_cuda, warnings_seen):
+    policy = build_policy("cpu")
+    assert policy.rng_state() is None
+    policy.set_rng_state(None)
+    policy.set_rng_state({"type": "cuda", "state": torch.zeros(4, dtype=torch.uint8)})
+    assert len(warnings_seen) == 1 and "saved on cuda" in warnings_seen[0]
+
+
+def test_copy_stream_only_for_cuda_tensors(no_cuda):
+    assert device_mod.make_copy_stream(build_policy("cuda", tensors_on="cpu")) is None
+    assert device_mod.make_copy_stream(build_policy("cpu")) is None
+
+
+def test_copy_stream_hands_over_to_the_compute_stream(monkeypatch):
+    fake_gpus(monkeypatch, 1)
+    monkeypatch.setattr(device_mod, "memory_backend_for", lambda device: FakeMemory())
+    waited = []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            self.device = device
+
+        def wait_stream(self, other):
+            waited.append(other)
+
+    compute = FakeStream()
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: compute)
+    copy_stream = device_mod.make_copy_stream(build_policy("cuda"))
+    assert isinstance(copy_stream.stream, FakeStream)
+    copy_stream.hand_over(None, None)
+    assert waited == [copy_stream.stream]
+
+
+def test_copy_stream_on_a_real_gpu():
+    if device_count("cuda") == 0:
+        pytest.skip("needs a CUDA GPU")
+    policy = build_policy("cuda")
+    copy_stream = device_mod.make_copy_stream(policy)
+    host = torch.arange(1 << 16, dtype=torch.float32).pin_memory()
+    with copy_stream.context():
+        on_device = policy.to(host)
+    copy_stream.hand_over(on_device)
+    assert torch.equal(on_device.cpu(), host)

@@ -3,6 +3,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +114,38 @@ def test_helpers_reach_torch_mps_when_available(no_cuda, monkeypatch):  # noqa: 
     mps_patch.mps_synchronize()
     assert calls == ["empty", "sync"]
     assert mps_patch.mps_memory_info() == {"allocated": 10, "driver_allocated": 30, "limit": 200}
+
+
+def real_trainer(tmp_path):
+    """A real Trainer on a 4-image set with the millisecond TinyDetector (tests/core helpers), built on CPU."""
+    trainer_module = pytest.importorskip("yolox.core.trainer")
+    tiny_coco = pytest.importorskip("tests.core.tiny_coco")
+    from tests.core.conftest import train_args
+    from yolox.exp import get_exp
+    from yolox.utils.device import build_policy
+
+    data_dir = tiny_coco.make_tiny_coco(tmp_path / "coco", num_train=4, num_val=2)
+    exp_file = tiny_coco.write_exp_file(tmp_path / "tiny_exp.py", data_dir, tmp_path / "out", max_epoch=1,
+                                        no_aug_epochs=0, extra=tiny_coco.TINY_MODEL)
+    exp = get_exp(str(exp_file))
+    exp.eval_interval = 10  # no evaluation: the patch is about training
+    return trainer_module.Trainer(exp, train_args(fp16=True, batch_size=2), policy=build_policy("cpu"))
+
+
+def test_real_trainer_takes_the_mps_policy(no_cuda, tmp_path):  # noqa: F811
+    trainer = real_trainer(tmp_path)
+    policy = mps_patch.patch_trainer_for_mps(trainer, tensors_on="cpu", amp_probe=failing_probe)
+    assert trainer.policy is policy and trainer.exp.device_policy is policy and trainer.device == policy.device
+    assert not trainer.amp_training and not trainer.scaler.is_enabled() and trainer.data_type == torch.float32
+    assert trainer.exp.device_policy.loader_kwargs(4)["pin_memory"] is False
+
+
+@pytest.mark.slow
+def test_real_trainer_trains_through_the_patched_mps_policy(no_cuda, tmp_path):  # noqa: F811
+    """An epoch of the real Trainer by MPS rules (cache released every iteration) with torch.cuda raising."""
+    trainer = real_trainer(tmp_path)
+    mps_patch.patch_trainer_for_mps(trainer, tensors_on="cpu", amp_probe=failing_probe, cache_release_every=1)
+    trainer.train()
+    log = (Path(trainer.file_name) / "train_log.txt").read_text()
+    assert "rules: mps, simulated" in log and "mps mem:" in log
+    assert trainer.cache_releases >= 1

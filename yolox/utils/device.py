@@ -32,6 +32,7 @@ __all__ = [
     "MemoryBackend",
     "build_policy",
     "device_count",
+    "make_copy_stream",
     "memory_backend_for",
     "probe_mps_amp",
     "select_device",
@@ -417,6 +418,27 @@ class DevicePolicy:
         return False
 
     # ---- reproducibility -------------------------------------------------------------------------------
+    def rng_state(self) -> Optional[Dict[str, Any]]:
+        """The device generator's state for exact resume ({"type", "state"}); None where torch's CPU state covers it."""
+        if self.device.type == "cuda":
+            return {"type": "cuda", "state": torch.cuda.get_rng_state(self.device)}
+        if self.device.type == "mps":
+            return {"type": "mps", "state": torch.mps.get_rng_state()}
+        return None
+
+    def set_rng_state(self, state: Optional[Mapping[str, Any]]) -> None:
+        """Restore rng_state(); a state saved on another device type is skipped with a warning."""
+        if state is None:
+            return
+        if state.get("type") != self.device.type:
+            logger.warning(f"device RNG state saved on {state.get('type')} not restored on {self.device.type}: "
+                           "random draws on the device will differ from the original run")
+            return
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["state"], self.device)
+        else:
+            torch.mps.set_rng_state(state["state"])
+
     def seed_everything(self, seed: int, deterministic: bool = False) -> None:
         """Seed Python, NumPy, torch and the device; `deterministic` also pins cuDNN to repeatable kernels."""
         seed = int(seed)  # Exp.merge may hand over the string "42"
@@ -431,6 +453,33 @@ class DevicePolicy:
         if deterministic:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
+
+
+class CopyStream:
+    """A side CUDA stream for host-to-device copies, and the hand-over to the compute stream."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.stream = torch.cuda.Stream(device)
+
+    def context(self) -> ContextManager:
+        """Work queued inside runs on the side stream."""
+        return torch.cuda.stream(self.stream)
+
+    def hand_over(self, *tensors: Optional[torch.Tensor]) -> None:
+        """Make the compute stream wait for the copies and keep their memory alive until it is done."""
+        compute = torch.cuda.current_stream(self.device)
+        compute.wait_stream(self.stream)
+        for tensor in tensors:
+            if isinstance(tensor, torch.Tensor):
+                tensor.record_stream(compute)
+
+
+def make_copy_stream(policy: DevicePolicy) -> Optional[CopyStream]:
+    """A CopyStream when the policy prefetches on a side stream and its tensors live on CUDA, else None."""
+    if policy.prefetch_stream and policy.device.type == "cuda":
+        return CopyStream(policy.device)
+    return None
 
 
 def _has_float64(module: torch.nn.Module) -> bool:

@@ -117,7 +117,8 @@ def apply_policy_to_trainer(trainer: Any, policy: "DevicePolicy") -> None:
     trainer.policy = policy
     trainer.device = str(policy.device) if isinstance(previous_device, str) else policy.device
     trainer.amp_training = policy.amp_dtype is not None
-    trainer.data_type = policy.amp_dtype or torch.float32
+    # inputs are cast only for float16 autocast, as the Trainer does (bfloat16 cannot hold pixel coordinates)
+    trainer.data_type = torch.float16 if policy.amp_dtype == torch.float16 else torch.float32
     trainer.scaler = policy.make_grad_scaler()
     args = getattr(trainer, "args", None)
     if args is not None and hasattr(args, "fp16"):
