@@ -170,3 +170,18 @@ def test_themis_val_loads(themis_dir):
     dataset = build_detection_dataset(str(themis_dir), "val", (416, 416))
     assert len(dataset) == 126 and dataset.class_ids == [1]
     assert sum(len(a[0]) for a in dataset.annotations) == 2929
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_corrupt_image_in_a_worker_surfaces_as_one_line(tmp_path, num_workers):
+    from yolox.data import DataLoader
+    from yolox.data.errors import DataError
+
+    dataset = dataset_from(tmp_path, annotations(), preproc=TrainTransform(max_labels=4))
+    (tmp_path / "train2017" / "y.png").write_bytes(b"broken")
+    loader = DataLoader(dataset, batch_size=2, num_workers=num_workers)
+    with pytest.raises(DataError) as info:
+        next(iter(loader))
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "y.png (image id 2) cannot be decoded" in message

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from .errors import DataError
+
 AugValue = Union[float, int, Sequence[float]]
 
 PAD_VALUE = 114
@@ -74,7 +76,7 @@ def get_aug_params(value: AugValue, center: float = 0) -> float:
         isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
     ):
         return random.uniform(value[0], value[1])
-    raise ValueError(
+    raise DataError(
         f"augmentation parameter must be a number or a (min, max) pair of numbers, got {value!r}: "
         "fix degrees/translate/shear/mosaic_scale/mixup_scale in your exp"
     )
@@ -96,7 +98,7 @@ def get_affine_matrix(
     angle = get_aug_params(degrees)
     scale = get_aug_params(scales, center=1.0)
     if scale <= 0.0:
-        raise ValueError(f"affine scale drawn from {scales!r} is {scale} <= 0: use a positive mosaic_scale range")
+        raise DataError(f"affine scale drawn from {scales!r} is {scale} <= 0: use a positive mosaic_scale range")
     rotation = cv2.getRotationMatrix2D(center=(0, 0), angle=angle, scale=scale)
     shear_x = math.tan(math.radians(get_aug_params(shear)))
     shear_y = math.tan(math.radians(get_aug_params(shear)))

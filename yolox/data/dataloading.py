@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader
 
+from .errors import DataError
+
 
 def get_yolox_datadir() -> str:
     """Dataset root: $YOLOX_DATADIR if set, else the `datasets` folder beside the yolox package."""
@@ -16,8 +18,47 @@ def get_yolox_datadir() -> str:
     return os.path.join(os.path.dirname(package_dir), "datasets")
 
 
+def one_line_data_error(err: DataError) -> DataError:
+    """The original one-line message of a DataError, without the worker traceback torch wraps it in."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    prefix = f"{type(err).__module__}.{type(err).__qualname__}: "
+    message = last[len(prefix):] if last.startswith(prefix) else last
+    if len(lines) > 1:
+        message += " (raised in a DataLoader worker)"
+    return type(err)(message)
+
+
+class CleanErrorIterator:
+    """Loader iterator that re-raises dataset input errors as their one-line message."""
+
+    def __init__(self, iterator):
+        self._iterator = iterator
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._iterator)
+        except DataError as err:
+            raise one_line_data_error(err) from None
+
+    def __len__(self) -> int:
+        return len(self._iterator)
+
+    def __getattr__(self, name: str):
+        return getattr(self._iterator, name)
+
+
 class DataLoader(TorchDataLoader):
-    """torch DataLoader whose batch sampler's mosaic flag can be turned off for the last epochs."""
+    """torch DataLoader whose batch sampler's mosaic flag can be turned off for the last epochs.
+
+    Bad dataset input raised in a worker surfaces as its one-line DataError, not a worker traceback.
+    """
+
+    def __iter__(self):
+        return CleanErrorIterator(super().__iter__())
 
     def close_mosaic(self) -> None:
         # batches already handed to workers keep the flag they were sampled with
