@@ -92,34 +92,17 @@ class Exp(BaseExp):
 
     def build_dataset(self, split: str, json_file: str, name: str, img_size: Tuple[int, int], preproc,
                       **kwargs):
-        """Dataset of one split in `data_format`, with num_classes checked against its categories."""
-        from yolox.data.datasets import COCODataset, build_detection_dataset
+        """Dataset of one split in `data_format` ("auto" detects COCO, YOLO txt or crater CSV).
 
-        data_dir = self.resolved_data_dir()
-        if self.data_format == "coco":
-            dataset = COCODataset(data_dir=data_dir, json_file=json_file, name=name, img_size=img_size,
-                                  preproc=preproc, **kwargs)
-        else:
-            dataset = build_detection_dataset(data_dir, split, img_size, preproc, json_file=json_file,
-                                              name=name, data_format=self.data_format, **kwargs)
-        self.check_num_classes(dataset, data_dir)
+        Raises a one-line ValueError when the data's class count differs from num_classes.
+        """
+        from yolox.data.datasets.detection_formats import build_detection_dataset, check_num_classes
+
+        dataset = build_detection_dataset(self.resolved_data_dir(), split, img_size, preproc,
+                                          data_format=self.data_format, json_file=json_file, name=name,
+                                          **kwargs)
+        check_num_classes(dataset, self.num_classes)
         return dataset
-
-    def check_num_classes(self, dataset, data_dir: str) -> None:
-        from loguru import logger
-
-        data_classes = len(dataset.class_ids)
-        if data_classes > self.num_classes:
-            raise ValueError(
-                f"{data_dir}: the data has {data_classes} categories but the exp has num_classes="
-                f"{self.num_classes}; set num_classes = {data_classes} in the exp file or pass "
-                f"`num_classes {data_classes}` on the command line"
-            )
-        if data_classes < self.num_classes:
-            logger.warning(
-                f"{data_dir}: the data has {data_classes} categories, fewer than num_classes="
-                f"{self.num_classes}; the extra class outputs are never trained"
-            )
 
     def get_dataset(self, cache: bool = False, cache_type: str = "ram"):
         """Training split (images without mosaic) at input_size."""
