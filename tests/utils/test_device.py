@@ -133,6 +133,7 @@ def test_every_decision_has_a_reason_that_describe_logs(no_cuda, kind):
 
 def test_policy_is_frozen_and_refuses_decisions_without_reason(no_cuda):
     policy = build_policy("cpu")
+    assert repr(policy) == "DevicePolicy(cpu rules, tensors on cpu, fp32)"
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.pin_memory = True
     reasons = dict(policy.reasons, pin_memory=" ")
@@ -162,7 +163,8 @@ def test_cuda_bf16_unsupported_falls_back_to_fp16_with_warning(monkeypatch):
 
 def test_mps_fp16_with_passing_probe_uses_fp16_and_scaler(no_cuda):
     probed = []
-    policy = build_policy("mps", fp16=True, tensors_on="cpu", amp_probe=lambda dtype: probed.append(dtype) or (True, "ok"))
+    policy = build_policy("mps", fp16=True, tensors_on="cpu",
+                          amp_probe=lambda dtype: probed.append(dtype) or (True, "ok"))
     assert probed == [torch.float16]
     assert policy.amp_dtype == torch.float16 and policy.grad_scaler
 
@@ -258,7 +260,11 @@ def test_cudnn_flags_follow_policy(no_cuda, monkeypatch):
     assert torch.backends.cudnn.benchmark
     build_policy("cuda", tensors_on="cpu").seed_everything(3, deterministic=True)
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    build_policy("cuda", tensors_on="cpu").configure_backends()  # the trainer configures after the seeding
+    assert not torch.backends.cudnn.benchmark
     assert not build_policy("cuda", tensors_on="cpu", cudnn_benchmark=False).cudnn_benchmark
+    seeded = build_policy("cuda", tensors_on="cpu", deterministic=True)
+    assert not seeded.cudnn_benchmark and "deterministic" in seeded.reasons["cudnn_benchmark"]
 
 
 def test_cache_release_cadence(no_cuda):
@@ -274,7 +280,8 @@ def test_cache_release_cadence(no_cuda):
 def test_memory_queries_go_through_the_backend(no_cuda, kind, label):
     fake = FakeMemory()
     policy = build_policy(kind, tensors_on="cpu", memory=fake)
-    assert (policy.memory_allocated(), policy.peak_memory(), policy.memory_limit()) == (100 * 2 ** 20, 300 * 2 ** 20, 1000 * 2 ** 20)
+    figures = (policy.memory_allocated(), policy.peak_memory(), policy.memory_limit())
+    assert figures == (100 * 2 ** 20, 300 * 2 ** 20, 1000 * 2 ** 20)
     policy.reset_peak_memory()
     policy.release_cache()
     policy.synchronize()

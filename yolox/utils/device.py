@@ -83,7 +83,8 @@ def _cuda_unavailable_reason() -> Optional[str]:
 def _mps_unavailable_reason() -> Optional[str]:
     """None when MPS is usable, else one line saying why not."""
     if not torch.backends.mps.is_built():
-        where = "" if sys.platform == "darwin" else f" (this machine runs {platform.system() or sys.platform}; MPS exists only on Apple Silicon Macs)"
+        system = platform.system() or sys.platform
+        where = "" if sys.platform == "darwin" else f" (this machine runs {system}; MPS exists only on Apple Silicon Macs)"
         return (f"this torch build ({torch.__version__}) was built without MPS support "
                 f"(torch.backends.mps.is_built() is False){where}; on a Mac install the macOS arm64 build of torch")
     if not torch.backends.mps.is_available():
@@ -301,6 +302,10 @@ class DevicePolicy:
         if missing:
             raise ValueError(f"device policy decisions without a reason: {missing}")
 
+    def __repr__(self) -> str:
+        amp = "fp32" if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", "")
+        return f"DevicePolicy({self.kind} rules, tensors on {self.device}, {amp})"
+
     @property
     def simulated(self) -> bool:
         """True when the rules of `kind` apply to tensors living on another device type (tests)."""
@@ -359,9 +364,9 @@ class DevicePolicy:
             torch.cuda.set_device(self.device)
 
     def configure_backends(self) -> None:
-        """Apply the backend flags the policy decided (cuDNN autotuning)."""
+        """Apply the backend flags the policy decided (cuDNN autotuning, never after a deterministic seeding)."""
         if self.kind == "cuda":
-            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark and not torch.backends.cudnn.deterministic
 
     def check_world_size(self, world_size: int) -> None:
         """Raise DeviceUnavailableError when `world_size` processes cannot train under this policy."""
@@ -613,13 +618,15 @@ def _decide_distributed(out: _Decisions, kind: str) -> None:
 
 
 def _decide_kernels(out: _Decisions, kind: str, compile: bool, channels_last: Optional[bool],
-                    cudnn_benchmark: Optional[bool]) -> None:
-    if kind == "cuda":
+                    cudnn_benchmark: Optional[bool], deterministic: bool) -> None:
+    if kind == "cuda" and deterministic:
+        out.set("cudnn_benchmark", False, "deterministic run: autotuning may pick different kernels each run")
+    elif kind == "cuda":
         benchmark = True if cudnn_benchmark is None else cudnn_benchmark
         out.set("cudnn_benchmark", benchmark,
                 "set explicitly" if cudnn_benchmark is not None else
-                "upstream default: each multi-scale size is tuned once, then reused (off when seeded "
-                "deterministic)")
+                "upstream default: each multi-scale size is tuned once, then reused (never after a "
+                "deterministic seeding)")
     else:
         out.set("cudnn_benchmark", False, f"cuDNN is not used on {kind}")
 
@@ -668,11 +675,12 @@ def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[
                  cache_release_every: Optional[int] = None, compile: bool = False,
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
                  num_workers: Optional[int] = None, amp_probe: Optional[ProbeFn] = None,
-                 log: bool = False) -> DevicePolicy:
+                 deterministic: bool = False, log: bool = False) -> DevicePolicy:
     """Decide everything device-specific for one process.
 
     `tensors_on` builds the rules of `requested` with tensors on another device (how MPS is tested on a CPU);
-    `memory` replaces the memory backend; `amp_probe(dtype) -> (ok, reason)` replaces the MPS AMP probe.
+    `memory` replaces the memory backend; `amp_probe(dtype) -> (ok, reason)` replaces the MPS AMP probe;
+    `deterministic` (a seeded run) turns cuDNN autotuning off.
     Warnings (a refused fp16, ...) are logged once here and kept in `policy.warnings`.
     """
     kind, device = _resolve(requested, local_rank, world_size, tensors_on)
@@ -681,7 +689,7 @@ def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[
     _decide_amp(out, kind, device, fp16, bf16, amp_probe or probe_mps_amp)
     _decide_loader(out, kind, num_workers)
     _decide_distributed(out, kind)
-    _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark)
+    _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark, deterministic)
     _decide_cache(out, kind, cache_release_every)
     backend = memory if memory is not None else memory_backend_for(device)
     out.set("memory", backend, _memory_reason(kind, device, memory is not None))

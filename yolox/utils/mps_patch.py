@@ -93,7 +93,8 @@ def mps_memory_info() -> Dict[str, int]:
     return {"allocated": memory.allocated(), "driver_allocated": memory.driver_allocated(), "limit": memory.limit()}
 
 
-def patch_trainer_for_mps(trainer: Any, policy: Optional["DevicePolicy"] = None, **policy_kwargs: Any) -> "DevicePolicy":
+def patch_trainer_for_mps(trainer: Any, policy: Optional["DevicePolicy"] = None,
+                          **policy_kwargs: Any) -> "DevicePolicy":
     """Give `trainer` the MPS device policy (fp32 unless the AMP probe passes, no scaler, no pinning).
 
     Call it before `trainer.train()`. `policy_kwargs` go to build_policy (e.g. tensors_on="cpu" in tests).
