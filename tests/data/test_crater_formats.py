@@ -103,3 +103,17 @@ def test_coco_json_written_by_converter_is_plain(tmp_path):
     data = json.loads(open(json_path).read())
     assert [c["name"] for c in data["categories"]] == ["crater", "ghost"]
     assert len(data["annotations"]) == 5 and all(a["iscrowd"] == 0 for a in data["annotations"])
+
+
+def test_roboflow_yaml_with_metadata_block_and_float_class(tmp_path):
+    root = write_yolo(tmp_path, images=[("a.png", (64, 64), [(8, 8, 16, 16, 1)])], names={1: "crater"})
+    (root / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 1\nnames: ['crater']\n\n"
+        "roboflow:\n  workspace: mars\n  project: craters\n  version: 2\n  license: CC BY 4.0\n"
+        "  url: https://universe.roboflow.com/mars/craters/dataset/2\n"
+    )
+    (root / "train" / "labels" / "a.txt").write_text("0.0 0.25 0.25 0.25 0.25\n")
+    dataset = build_detection_dataset(str(root), "train", (64, 64))
+    np.testing.assert_array_equal(dataset.annotations[0][0], [[8, 8, 24, 24, 0]])
+    with pytest.raises(ValueError, match="no image folder for split 'val'"):
+        build_detection_dataset(str(root), "val", (64, 64))
