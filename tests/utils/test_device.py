@@ -95,7 +95,7 @@ EXPECTED_DEFAULTS = {
                  cache_release_every=0, downcast_float64=False),
     "mps": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
                 dist_backend=None, cudnn_benchmark=False, compile_allowed=False, channels_last=False,
-                cache_release_every=10, downcast_float64=True),
+                cache_release_every=10, downcast_float64=True, mps_fallback=False),
     "cpu": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
                 dist_backend="gloo", cudnn_benchmark=False, compile_allowed=False, channels_last=False,
                 cache_release_every=0, downcast_float64=False),
@@ -103,7 +103,8 @@ EXPECTED_DEFAULTS = {
 
 
 @pytest.mark.parametrize("kind", ["cuda", "mps", "cpu"])
-def test_default_decisions_match_devices_spec(no_cuda, kind):
+def test_default_decisions_match_devices_spec(no_cuda, monkeypatch, kind):
+    monkeypatch.delenv("PYTORCH_ENABLE_MPS_FALLBACK", raising=False)
     policy = build_policy(kind, tensors_on="cpu", amp_probe=failing_probe)
     assert policy.kind == kind and policy.device == torch.device("cpu")
     assert policy.simulated == (kind != "cpu")
@@ -265,6 +266,15 @@ def test_cudnn_flags_follow_policy(no_cuda, monkeypatch):
     assert not build_policy("cuda", tensors_on="cpu", cudnn_benchmark=False).cudnn_benchmark
     seeded = build_policy("cuda", tensors_on="cpu", deterministic=True)
     assert not seeded.cudnn_benchmark and "deterministic" in seeded.reasons["cudnn_benchmark"]
+
+
+def test_mps_fallback_follows_the_environment(no_cuda, monkeypatch):
+    monkeypatch.setenv("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    assert build_policy("mps", tensors_on="cpu").mps_fallback
+    assert not build_policy("cpu").mps_fallback
+    monkeypatch.delenv("PYTORCH_ENABLE_MPS_FALLBACK")
+    unset = build_policy("mps", tensors_on="cpu")
+    assert not unset.mps_fallback and "NotImplementedError" in unset.reasons["mps_fallback"]
 
 
 def test_cache_release_cadence(no_cuda):
@@ -533,13 +543,55 @@ def test_copy_stream_hands_over_to_the_compute_stream(monkeypatch):
     assert waited == [copy_stream.stream]
 
 
-def test_copy_stream_on_a_real_gpu():
+# ---------------------------------------------------------------------------------------------------------
+# On a real GPU (skipped without CUDA; the coordinator runs these on the GPU machine)
+# ---------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def cuda_policy():
     if device_count("cuda") == 0:
         pytest.skip("needs a CUDA GPU")
-    policy = build_policy("cuda")
+    return build_policy("cuda")
+
+
+def test_copy_stream_on_a_real_gpu(cuda_policy):
+    policy = cuda_policy
     copy_stream = device_mod.make_copy_stream(policy)
     host = torch.arange(1 << 16, dtype=torch.float32).pin_memory()
     with copy_stream.context():
         on_device = policy.to(host)
     copy_stream.hand_over(on_device)
     assert torch.equal(on_device.cpu(), host)
+
+
+def test_cuda_policy_on_a_real_gpu(cuda_policy):
+    policy = cuda_policy
+    assert policy.device.type == "cuda" and not policy.simulated and policy.memory.name == "cuda"
+    policy.set_current_device()
+    policy.reset_peak_memory()
+    before = policy.memory_allocated()
+    block = torch.empty(64 << 20, dtype=torch.uint8, device=policy.device)
+    assert policy.memory_allocated() - before >= 64 << 20 and policy.peak_memory() >= 64 << 20
+    del block
+    policy.release_cache()
+    policy.synchronize()
+    assert policy.memory_limit() > 1 << 30 and "gpu mem: " in policy.memory_line()
+
+
+def test_real_cuda_oom_is_recognised(cuda_policy):
+    with pytest.raises(RuntimeError) as caught:
+        torch.empty(1 << 50, dtype=torch.uint8, device=cuda_policy.device)
+    assert cuda_policy.is_oom(caught.value)
+
+
+def test_cuda_amp_and_rng_on_a_real_gpu(cuda_policy):
+    fp16 = build_policy("cuda", fp16=True)
+    conv = torch.nn.Conv2d(3, 4, 3).to(fp16.device)
+    with fp16.autocast():
+        assert conv(torch.randn(1, 3, 8, 8, device=fp16.device)).dtype == torch.float16
+    assert fp16.make_grad_scaler().is_enabled()
+    bf16 = build_policy("cuda", bf16=True)
+    assert bf16.amp_dtype in (torch.bfloat16, torch.float16)
+    saved = cuda_policy.rng_state()
+    first = torch.rand(4, device=cuda_policy.device)
+    cuda_policy.set_rng_state(saved)
+    assert torch.equal(torch.rand(4, device=cuda_policy.device), first)

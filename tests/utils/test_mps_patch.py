@@ -76,6 +76,7 @@ def test_setup_mps_environment_sets_the_variables(monkeypatch, warnings_seen):  
 
 
 def test_setup_mps_environment_rejects_negative_ratio_and_warns_about_zero(monkeypatch, warnings_seen):  # noqa: F811
+    monkeypatch.delenv("PYTORCH_ENABLE_MPS_FALLBACK", raising=False)
     monkeypatch.setenv("PYTORCH_MPS_HIGH_WATERMARK_RATIO", "1.7")
     with pytest.raises(ValueError, match="high_watermark_ratio"):
         mps_patch.setup_mps_environment(high_watermark_ratio=-1)

@@ -269,7 +269,7 @@ def memory_backend_for(device: torch.device) -> MemoryBackend:
 DECISIONS = (
     "device", "amp_dtype", "grad_scaler", "pin_memory", "non_blocking", "num_workers", "prefetch_stream",
     "dist_backend", "cudnn_benchmark", "compile_allowed", "channels_last", "cache_release_every",
-    "downcast_float64", "memory",
+    "downcast_float64", "mps_fallback", "memory",
 )
 
 
@@ -292,6 +292,7 @@ class DevicePolicy:
     cache_release_every: int
     reasons: Mapping[str, str]
     downcast_float64: bool = False
+    mps_fallback: bool = False
     warnings: Tuple[str, ...] = ()
     memory: MemoryBackend = field(default_factory=MemoryBackend, repr=False, compare=False)
 
@@ -670,6 +671,16 @@ def _decide_cache(out: _Decisions, kind: str, every: Optional[int]) -> None:
         out.set("downcast_float64", False, f"{kind} supports float64")
 
 
+def _decide_fallback(out: _Decisions, kind: str) -> None:
+    if kind != "mps":
+        out.set("mps_fallback", False, f"not applicable on {kind}")
+    elif os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK") == "1":
+        out.set("mps_fallback", True, "PYTORCH_ENABLE_MPS_FALLBACK=1: ops without MPS kernels run on the CPU (slower)")
+    else:
+        out.set("mps_fallback", False, "PYTORCH_ENABLE_MPS_FALLBACK unset: an op without an MPS kernel raises "
+                                       "NotImplementedError (set it before importing torch: setup_mps_environment)")
+
+
 def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[bool] = None, local_rank: int = 0,
                  world_size: int = 1, tensors_on: Optional[str] = None, memory: Optional[MemoryBackend] = None,
                  cache_release_every: Optional[int] = None, compile: bool = False,
@@ -691,6 +702,7 @@ def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[
     _decide_distributed(out, kind)
     _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark, deterministic)
     _decide_cache(out, kind, cache_release_every)
+    _decide_fallback(out, kind)
     backend = memory if memory is not None else memory_backend_for(device)
     out.set("memory", backend, _memory_reason(kind, device, memory is not None))
     out.values.pop("device")
@@ -734,7 +746,8 @@ def _memory_reason(kind: str, device: torch.device, injected: bool) -> str:
     if device.type == "cuda":
         return "torch.cuda allocator counters (allocated, peak, total)"
     if device.type == "mps":
-        return "torch.mps current/driver memory vs recommended_max x high-watermark; peak sampled (no counter)"
+        return (f"torch.mps current/driver memory vs recommended_max x high watermark "
+                f"{mps_high_watermark_ratio():g}; peak sampled (no counter)")
     return "process RSS (psutil) vs available RAM; peak sampled" + (
         f" (tensors of this {kind} policy live on the CPU)" if kind != "cpu" else "")
 

@@ -7,10 +7,9 @@ YOLOX launcher sets for the processes it spawns.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import time
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch.distributed as dist
@@ -29,6 +28,9 @@ __all__ = [
     "time_synchronized",
     "wait_for_the_master",
 ]
+
+# The gloo group made for object collectives when the default backend is NCCL (new_group is collective: make once).
+_GLOO_GROUPS: Dict[Any, Any] = {}
 
 
 def is_dist_initialized() -> bool:
@@ -81,12 +83,15 @@ def wait_for_the_master(local_rank: Optional[int] = None) -> Iterator[None]:
         dist.barrier()
 
 
-@functools.lru_cache(maxsize=None)
 def _gloo_group() -> Any:
-    """A gloo group over all ranks: the default group when it already is gloo, else one made once."""
+    """A gloo group over all ranks: the default group when it already is gloo, else one made once per group."""
+    world = dist.group.WORLD
     if dist.get_backend() == "gloo":
-        return dist.group.WORLD
-    return dist.new_group(backend="gloo")
+        return world
+    if world not in _GLOO_GROUPS:  # a new default group (after a re-initialisation) gets a new gloo group
+        _GLOO_GROUPS.clear()
+        _GLOO_GROUPS[world] = dist.new_group(backend="gloo")
+    return _GLOO_GROUPS[world]
 
 
 def all_gather(obj: Any) -> List[Any]:
