@@ -3,7 +3,8 @@ from .data_augment import TrainTransform, ValTransform
 from .dataloading import DataLoader, get_yolox_datadir, worker_init_reset_seed
 from .datasets import (
     COCO_CLASSES, CacheDataset, COCODataset, ConcatDataset, Dataset, MixConcatDataset, MosaicDetection,
-    build_detection_dataset, cache_read_img, check_num_classes, count_classes, detect_format,
+    VOC_CLASSES, VOCDetection, build_detection_dataset, cache_read_img, check_num_classes, count_classes,
+    detect_format,
 )
 from .samplers import InfiniteSampler, YoloBatchSampler
 
