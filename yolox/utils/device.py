@@ -84,7 +84,7 @@ def _mps_unavailable_reason() -> Optional[str]:
     """None when MPS is usable, else one line saying why not."""
     if not torch.backends.mps.is_built():
         system = platform.system() or sys.platform
-        where = "" if sys.platform == "darwin" else f" (this machine runs {system}; MPS exists only on Apple Silicon Macs)"
+        where = "" if sys.platform == "darwin" else f" (this machine runs {system}; MPS exists only on Apple Macs)"
         return (f"this torch build ({torch.__version__}) was built without MPS support "
                 f"(torch.backends.mps.is_built() is False){where}; on a Mac install the macOS arm64 build of torch")
     if not torch.backends.mps.is_available():
@@ -404,6 +404,7 @@ class DevicePolicy:
         if self.kind == "cuda":
             return f"gpu mem: {self.peak_memory() / MIB:.0f}Mb, mem: {host_gb:.1f}Gb"
         if self.kind == "mps":
+            # injected backends need only the contract's methods; driver memory is an extra of the MPS one
             driver = getattr(self.memory, "driver_allocated", self.memory.allocated)()
             return (f"mps mem: {self.memory_allocated() / MIB:.0f}Mb, driver: {driver / MIB:.0f}Mb, "
                     f"peak~{self.peak_memory() / MIB:.0f}Mb of {self.memory_limit() / MIB:.0f}Mb, "
@@ -425,7 +426,7 @@ class DevicePolicy:
 
     # ---- reproducibility -------------------------------------------------------------------------------
     def rng_state(self) -> Optional[Dict[str, Any]]:
-        """The device generator's state for exact resume ({"type", "state"}); None where torch's CPU state covers it."""
+        """The device generator's state for exact resume ({"type", "state"}); None on CPU (torch's state covers it)."""
         if self.device.type == "cuda":
             return {"type": "cuda", "state": torch.cuda.get_rng_state(self.device)}
         if self.device.type == "mps":
@@ -529,8 +530,10 @@ def _fp32(out: _Decisions, reason: str) -> None:
 
 def _decide_amp_cuda(out: _Decisions, device: torch.device, fp16: bool, bf16: Optional[bool]) -> None:
     if bf16:
-        if device.type != "cuda" or torch.cuda.is_bf16_supported():
-            out.set("amp_dtype", torch.bfloat16, "bf16 autocast asked and supported by this GPU")
+        simulated = device.type != "cuda"
+        if simulated or torch.cuda.is_bf16_supported():
+            out.set("amp_dtype", torch.bfloat16, "bf16 autocast asked and " +
+                    ("assumed supported (simulated, no GPU to ask)" if simulated else "supported by this GPU"))
             out.set("grad_scaler", False, "bf16 has fp32's exponent range: gradients do not underflow, no scaler")
             return
         out.warn("bf16 asked but this GPU does not support it (pre-Ampere); training in fp16 with a GradScaler")
