@@ -16,7 +16,11 @@ from typing import List, Optional
 
 from loguru import logger
 
-from yolox.data.datasets.detection_formats import available_splits, load_split_as_coco, resolve_format
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from yolox.data.datasets.detection_formats import (  # noqa: E402
+    available_splits, load_split_as_coco, resolve_format,
+)
 
 
 def write_json_atomic(data: dict, path: str) -> None:
