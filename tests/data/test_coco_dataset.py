@@ -57,15 +57,15 @@ def test_box_cleanup_clips_and_counts(tmp_path, log_lines):
     res = dataset.annotations[0][0]
     np.testing.assert_array_equal(res[:, :4] / 0.5, [[10, 10, 30, 20], [70, 30, 80, 40], [0, 2, 10, 6]])
     assert (res[:, 4] == 1).all()
-    assert any("3 boxes reach outside their image and were clipped" in line for line in log_lines)
-    assert any("3 boxes with zero or negative width/height" in line for line in log_lines)
+    assert any("3 box(es) reach outside their image and were clipped" in line for line in log_lines)
+    assert any("3 box(es) with zero or negative width/height" in line for line in log_lines)
 
 
 def test_background_images_kept_and_counted(tmp_path, log_lines):
     images = IMAGES + [("z.png", (40, 40), []), ("w.png", (40, 40), [])]
     dataset = dataset_from(tmp_path, annotations(images), images)
     assert len(dataset) == 4 and dataset.load_anno(3).shape == (0, 5)
-    assert any("2 images have no boxes and are kept as background images" in line for line in log_lines)
+    assert any("2 image(s) without boxes are kept as background images" in line for line in log_lines)
 
 
 def test_unknown_category_is_a_clear_error(tmp_path):
@@ -133,7 +133,7 @@ def test_yolo_zero_size_box_skipped_and_counted(tmp_path, log_lines):
     (root / "train" / "labels" / "a.txt").write_text("0 0.5 0.5 0 0.1\n0 0.5 0.5 0.25 0.25\n")
     dataset = build_detection_dataset(str(root), "train", (64, 64))
     assert len(dataset.annotations[0][0]) == 1
-    assert any("1 boxes with zero or negative width/height" in line for line in log_lines)
+    assert any("1 box(es) with zero or negative width/height" in line for line in log_lines)
 
 
 def test_corrupt_image_in_yolo_folder_is_named(tmp_path):
