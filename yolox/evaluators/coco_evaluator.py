@@ -12,6 +12,7 @@ import torch
 from loguru import logger
 from tabulate import tabulate
 
+from yolox.evaluators.fast_cocoeval import FastCOCOeval
 from yolox.utils.boxes import postprocess
 from yolox.utils.dist import gather, is_main_process, synchronize, time_synchronized
 
@@ -148,14 +149,12 @@ class COCOEvaluator:
             info += "per class AR:\n" + table + "\n"
         return coco_eval.stats[0], coco_eval.stats[1], info
 
-    def _run_cocoeval(self, coco_gt, data_dict: List[dict]):
-        from pycocotools.cocoeval import COCOeval
-
+    def _run_cocoeval(self, coco_gt, data_dict: List[dict]) -> FastCOCOeval:
         path = self._write_results(data_dict)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 coco_dt = coco_gt.loadRes(path)
-                coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+                coco_eval = FastCOCOeval(coco_gt, coco_dt, "bbox")
                 coco_eval.params.maxDets = [1, 10, self.max_dets]
                 coco_eval.evaluate()
                 coco_eval.accumulate()
