@@ -86,3 +86,11 @@ def test_postprocess_nms_class_aware_vs_agnostic_and_score_order():
     assert scores[0] > scores[1]
     agnostic = postprocess(prediction_rows(rows), 2, conf_thre=0.1, nms_thre=0.45, class_agnostic=True)[0]
     assert agnostic[:, 6].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_postprocess_low_precision_predictions(dtype):
+    rows = [[50, 50, 20, 20, 0.9, 0.8, 0.1], [52, 50, 20, 20, 0.9, 0.7, 0.1], [10, 10, 8, 8, 0.9, 0.1, 0.9]]
+    out = postprocess(prediction_rows(rows).to(dtype), 2, conf_thre=0.1, nms_thre=0.45)[0]
+    assert out.dtype == dtype
+    assert out[:, 6].tolist() == [1.0, 0.0]

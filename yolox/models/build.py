@@ -1,5 +1,4 @@
 """Model factories: the YOLOX family and yolov3 built from size names, with upstream's init."""
-import math
 from typing import Dict, Optional, Tuple, Union
 
 import torch

@@ -52,11 +52,12 @@ def postprocess(
         detections = image_rows[image_keep]
         if detections.shape[0] == 0:
             continue
-        scores = detections[:, 4] * detections[:, 5]
+        # NMS kernels lack bfloat16 (and half on the CPU): rank and compare in float32 whatever the model ran in.
+        boxes, scores = detections[:, :4].float(), (detections[:, 4] * detections[:, 5]).float()
         if class_agnostic:
-            kept = torchvision.ops.nms(detections[:, :4], scores, nms_thre)
+            kept = torchvision.ops.nms(boxes, scores, nms_thre)
         else:
-            kept = torchvision.ops.batched_nms(detections[:, :4], scores, detections[:, 6], nms_thre)
+            kept = torchvision.ops.batched_nms(boxes, scores, detections[:, 6], nms_thre)
         output[i] = detections[kept]
     return output
 
