@@ -137,7 +137,7 @@ def test_yolo_zero_size_box_skipped_and_counted(tmp_path, log_lines):
 def test_corrupt_image_in_yolo_folder_is_named(tmp_path):
     root = write_yolo(tmp_path)
     (root / "train" / "images" / "b.png").write_bytes(b"\x00garbage")
-    with pytest.raises(ValueError, match=r"b\.png cannot be read .*replace or remove the file"):
+    with pytest.raises(ValueError, match=r"b\.png cannot be read: the file is corrupt or not an image; replace"):
         build_detection_dataset(str(root), "train", (32, 32))
 
 
