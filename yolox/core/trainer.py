@@ -410,7 +410,10 @@ class Trainer:
         with adjust_status(eval_model, training=False):
             (ap50_95, ap50, summary), _ = self.exp.eval(eval_model, self.evaluator, self.is_distributed,
                                                         return_outputs=True)
-        update_best = ap50_95 > self.best_ap
+        # unlike upstream, the first evaluation also writes best_ckpt.pth when AP is still 0, so
+        # tools/eval.py and demo.py find their default checkpoint after any evaluated run
+        first_best = not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))
+        update_best = ap50_95 > self.best_ap or first_best
         self.best_ap = max(self.best_ap, ap50_95)
         if self.rank == 0:
             if self.metric_writer is not None:
