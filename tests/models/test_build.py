@@ -21,10 +21,13 @@ def test_state_dict_layout_equals_upstream(name):
     assert layout(model) == expected
 
 
-def test_yolov3_size():
-    model = build_yolov3()
+def test_yolov3_size_and_eval_forward():
+    model = build_yolov3(num_classes=5).eval()
     assert len(model.state_dict()) == 528
-    assert sum(p.numel() for p in model.parameters()) == 63_724_767
+    assert sum(p.numel() for p in model.parameters()) == 63_724_767 - 3 * 75 * (256 + 1)  # 80 -> 5 classes on 3 levels
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 64, 64))
+    assert out.shape == (1, 8 * 8 + 4 * 4 + 2 * 2, 10)
 
 
 def test_init_sets_bn_and_biases():
