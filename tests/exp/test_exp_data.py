@@ -56,8 +56,9 @@ def test_num_classes_mismatch_is_a_clear_error(crater_exp):
 
 
 def first_batch(exp, batch_size: int = 2):
-    exp.dataset = None
-    images, labels, _, _ = next(iter(exp.get_data_loader(batch_size, is_distributed=False)))
+    loader = exp.get_data_loader(batch_size, is_distributed=False)
+    assert not hasattr(loader.dataset._dataset, "_dataset")  # one mosaic layer, however often rebuilt
+    images, labels, _, _ = next(iter(loader))
     return images, labels
 
 

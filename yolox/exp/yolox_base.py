@@ -133,8 +133,10 @@ class Exp(BaseExp):
             with wait_for_the_master():
                 self.dataset = self.get_dataset(cache=False)
 
+        # A loader rebuilt later (closing mosaic, a smaller batch) wraps the same images again, not the mosaic.
+        images = self.dataset._dataset if isinstance(self.dataset, MosaicDetection) else self.dataset
         mosaic_dataset = MosaicDetection(
-            dataset=self.dataset,
+            dataset=images,
             img_size=self.input_size,
             mosaic=not no_aug,
             preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob,
