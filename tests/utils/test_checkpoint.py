@@ -50,6 +50,16 @@ def test_numpy_scalars_load_weights_only(tmp_path):
     np.testing.assert_array_equal(loaded["arr"], [0, 1, 2])
 
 
+def test_numpy1_names_load_weights_only(tmp_path):
+    """Checkpoints written under NumPy 1.x spell the scalar constructor numpy.core.multiarray.scalar."""
+    path = tmp_path / "numpy1.pth"
+    torch.save({"best_ap": np.float64(0.375)}, path, _use_new_zipfile_serialization=False)
+    raw = path.read_bytes()
+    assert b"numpy._core.multiarray" in raw
+    path.write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert load_checkpoint_file(path)["best_ap"] == 0.375
+
+
 def test_code_carrying_pickle_refused_then_trusted(tmp_path):
     marker = tmp_path / "code_ran"
     path = tmp_path / "evil.pth"

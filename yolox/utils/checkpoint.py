@@ -1,4 +1,5 @@
 """Checkpoint I/O: safe (weights-only) loading, fine-tune and strict weight loading, atomic saving."""
+import contextlib
 import os
 import pickle
 import re
@@ -28,16 +29,24 @@ class UnsafeCheckpointError(RuntimeError):
     """The checkpoint holds objects that weights-only loading refuses (they could run code)."""
 
 
+def _torch_at_least(major: int, minor: int) -> bool:
+    return tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (major, minor)
+
+
 def _numpy_safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
     """NumPy scalar/array/dtype constructors that YOLOX checkpoints hold (e.g. best_ap as numpy.float64).
 
-    Files written under NumPy 1.x name them `numpy.core.multiarray.*`; NumPy 2 writes `numpy._core...`.
+    Files written under NumPy 1.x name them `numpy.core.multiarray.*`, NumPy 2 writes `numpy._core...`;
+    torch >= 2.6 accepts both spellings as aliases, older torch only the installed NumPy's own.
     """
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     allowed: List[Union[Callable, Tuple[Callable, str]]] = [np.dtype, np.ndarray]
     for name in ("scalar", "_reconstruct"):
         func = getattr(multiarray, name)
-        allowed += [(func, f"numpy.core.multiarray.{name}"), (func, f"numpy._core.multiarray.{name}")]
+        if _torch_at_least(2, 6):
+            allowed += [(func, f"numpy.core.multiarray.{name}"), (func, f"numpy._core.multiarray.{name}")]
+        else:
+            allowed.append(func)
     if hasattr(np, "dtypes"):
         allowed += [cls for cls in vars(np.dtypes).values() if isinstance(cls, type) and issubclass(cls, np.dtype)]
     return allowed
@@ -56,8 +65,10 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu", trust_pickle
     """torch.load with weights_only=True (plus NumPy scalars); full unpickling only when trust_pickle."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
+    # torch < 2.5 has no safe_globals: NumPy scalars are then refused like any other global.
+    allow = getattr(torch.serialization, "safe_globals", None)
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        with allow(_numpy_safe_globals()) if allow else contextlib.nullcontext():
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if not trust_pickle:
