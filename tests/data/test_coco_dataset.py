@@ -183,3 +183,10 @@ def test_corrupt_image_in_a_worker_surfaces_as_one_line(tmp_path, num_workers):
     message = str(info.value)
     assert "\n" not in message and "Traceback" not in message
     assert "y.png (image id 2) cannot be decoded" in message
+
+
+def test_non_numeric_bbox_is_a_clear_error(tmp_path):
+    data = annotations()
+    data["annotations"][0]["bbox"] = [1, 2, "3", 4]
+    with pytest.raises(ValueError, match=r"annotations\[0\] \(id 1\) has bbox \[1, 2, '3', 4\]: expected \[x, y"):
+        dataset_from(tmp_path, data)

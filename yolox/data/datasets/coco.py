@@ -15,6 +15,7 @@ import numpy as np
 from loguru import logger
 from pycocotools.coco import COCO
 
+from ..dataloading import get_yolox_datadir
 from ..errors import DataError, DataFileNotFoundError
 from .datasets_wrapper import CacheDataset, cache_read_img
 
@@ -67,7 +68,8 @@ def validate_coco_dict(data: dict, source: str) -> None:
                 "which is not among the images: add the image entry or remove the annotation"
             )
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
             raise DataError(
                 f"{source}: annotations[{pos}] (id {ann.get('id')}) has bbox {bbox!r}: expected [x, y, w, h]"
             )
@@ -151,8 +153,6 @@ class COCODataset(CacheDataset):
         source: Optional[str] = None,
     ):
         if data_dir is None:
-            from ..dataloading import get_yolox_datadir
-
             data_dir = os.path.join(get_yolox_datadir(), "COCO")
         self.data_dir = data_dir
         self.json_file = json_file
