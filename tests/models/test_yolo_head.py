@@ -120,3 +120,21 @@ def test_train_forward_without_targets_is_refused():
     model = tiny_model().train()
     with pytest.raises(ValueError, match="targets"):
         model(torch.zeros(1, 3, *SIZE))
+
+
+def test_no_device_or_dtype_assumptions():
+    """On the meta device and in float64, every tensor the head makes must follow its input."""
+    model = tiny_model().to(device="meta", dtype=torch.float64).eval()
+    out = model(torch.empty(2, 3, *SIZE, device="meta", dtype=torch.float64))
+    assert out.device.type == "meta" and out.dtype == torch.float64
+    assert out.shape == (2, anchor_count(*SIZE), 5 + NUM_CLASSES)
+    assert all(grid.device.type == "meta" and grid.dtype == torch.float64 for grid in model.head.grids)
+
+
+def test_train_forward_follows_device_and_dtype(recorded_losses):
+    model = tiny_model().to(device="meta", dtype=torch.float64).train()
+    model.head.use_l1 = True
+    model(torch.empty(2, 3, *SIZE, device="meta", dtype=torch.float64), torch.empty(2, 4, 5, device="meta"))
+    for key in ("outputs", "x_shifts", "y_shifts", "expanded_strides", "origin_preds"):
+        tensor = recorded_losses[key]
+        assert tensor.device.type == "meta" and tensor.dtype == torch.float64, key
