@@ -4,17 +4,15 @@ import io
 import json
 import os
 import tempfile
-import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from loguru import logger
 from tabulate import tabulate
 
 from yolox.evaluators.fast_cocoeval import FastCOCOeval
-from yolox.utils.boxes import postprocess
-from yolox.utils.dist import gather, is_main_process, synchronize, time_synchronized
+from yolox.evaluators.inference import gather_results, run_inference, timing_line
+from yolox.utils.dist import is_main_process, synchronize
 
 __all__ = ["COCOEvaluator", "per_class_table"]
 
@@ -54,45 +52,21 @@ class COCOEvaluator:
                  decoder=None, test_size: Optional[Sequence[int]] = None, return_outputs: bool = False,
                  policy=None):
         """(ap50_95, ap50, summary), plus {image id: detections} when return_outputs."""
-        device = policy.device if policy is not None else _parameter_device(model)
-        dtype = torch.float16 if half else torch.float32
-        non_blocking = bool(policy is not None and policy.non_blocking)
-        model = model.eval()
-        if half:
-            model = model.half()
-        if trt_file is not None:
-            model = _load_trt_module(model, trt_file, test_size or self.img_size, device, dtype)
-
         per_image_results: Dict[int, List[dict]] = {}
         output_data: Dict[int, dict] = {}
-        inference_time = nms_time = 0.0
-        n_batches = len(self.dataloader)
-        progress = _Progress(n_batches) if is_main_process() else None
-        with torch.no_grad():
-            for batch_index, (imgs, _, info_imgs, ids) in enumerate(self.dataloader):
-                imgs = imgs.to(device=device, dtype=dtype, non_blocking=non_blocking)
-                start = time.time()
-                outputs = model(imgs)
-                if decoder is not None:
-                    outputs = decoder(outputs, dtype=outputs.dtype)
-                infer_end = time_synchronized(policy)
-                outputs = postprocess(outputs, self.num_classes, self.confthre, self.nmsthre)
-                nms_end = time_synchronized(policy)
-                # The last batch may be short, so it is left out of the per-image timing.
-                if batch_index < n_batches - 1:
-                    inference_time += infer_end - start
-                    nms_time += nms_end - infer_end
-                results, image_wise = self.convert_to_coco_format(outputs, info_imgs, ids, return_outputs=True)
-                for record in results:
-                    per_image_results.setdefault(record["image_id"], []).append(record)
-                output_data.update(image_wise)
-                if progress is not None:
-                    progress.step(batch_index + 1)
 
-        statistics = (inference_time, nms_time, max(n_batches - 1, 1))
+        def collect(outputs, info_imgs, ids) -> None:
+            results, image_wise = self.convert_to_coco_format(outputs, info_imgs, ids, return_outputs=True)
+            for record in results:
+                per_image_results.setdefault(record["image_id"], []).append(record)
+            output_data.update(image_wise)
+
+        statistics = run_inference(model, self.dataloader, collect, self.num_classes, self.confthre,
+                                   self.nmsthre, half=half, trt_file=trt_file, decoder=decoder,
+                                   test_size=test_size or self.img_size, policy=policy)
         if distributed:
-            per_image_results, output_data, statistics = _gather_results(per_image_results, output_data,
-                                                                         statistics)
+            (per_image_results, output_data), statistics = gather_results((per_image_results, output_data),
+                                                                          statistics)
         data_list = [record for records in per_image_results.values() for record in records]
         eval_results = self.evaluate_prediction(data_list, statistics)
         synchronize()
@@ -128,11 +102,7 @@ class COCOEvaluator:
         """COCO bbox evaluation of result dicts; statistics = (inference s, NMS s, timed batches)."""
         if not is_main_process():
             return 0, 0, None
-        inference_time, nms_time, n_samples = (float(value) for value in statistics)
-        per_image_ms = 1000.0 / (n_samples * self.dataloader.batch_size)
-        a_infer, a_nms = inference_time * per_image_ms, nms_time * per_image_ms
-        info = (f"Average forward time: {a_infer:.2f} ms, Average NMS time: {a_nms:.2f} ms, "
-                f"Average inference time: {a_infer + a_nms:.2f} ms\n")
+        info = timing_line(statistics, self.dataloader.batch_size)
         if len(data_dict) == 0:
             return 0, 0, info
 
@@ -228,49 +198,3 @@ def _per_class_mean(values: np.ndarray, axis: int) -> List[float]:
         valid = per_class[per_class > -1]
         means.append(float(np.mean(valid)) * 100 if valid.size else float("nan"))
     return means
-
-
-def _parameter_device(model) -> torch.device:
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-def _gather_results(per_image_results: dict, output_data: dict, statistics: Sequence[float]):
-    """Merge every rank's results on rank 0; images repeated by the sampler's padding count once."""
-    synchronize()
-    gathered = gather((per_image_results, output_data, tuple(statistics)), dst=0) or []
-    merged_results: Dict[int, List[dict]] = {}
-    merged_outputs: Dict[int, dict] = {}
-    total = [0.0, 0.0, 0.0]
-    for results, outputs, stats in gathered:
-        merged_results.update(results)
-        merged_outputs.update(outputs)
-        total = [acc + float(value) for acc, value in zip(total, stats)]
-    return merged_results, merged_outputs, total
-
-
-def _load_trt_module(model, trt_file: str, test_size: Sequence[int], device: torch.device, dtype: torch.dtype):
-    """TensorRT replacement of `model` (CUDA only); the torch model runs once first, as torch2trt expects."""
-    from torch2trt import TRTModule
-
-    model_trt = TRTModule()
-    model_trt.load_state_dict(torch.load(trt_file, map_location=device, weights_only=True))
-    model(torch.ones(1, 3, test_size[0], test_size[1], device=device, dtype=dtype))
-    return model_trt
-
-
-class _Progress:
-    """Logs evaluation progress with an ETA, at most every `interval_s` seconds."""
-
-    def __init__(self, total: int, interval_s: float = 10.0) -> None:
-        self.total = total
-        self.interval_s = interval_s
-        self.start = self.last_log = time.time()
-
-    def step(self, done: int) -> None:
-        now = time.time()
-        if now - self.last_log < self.interval_s:
-            return
-        self.last_log = now
-        eta = (now - self.start) / done * (self.total - done)
-        logger.info(f"evaluating: {done}/{self.total} batches, ETA {eta:.0f}s")

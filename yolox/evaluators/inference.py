@@ -1,0 +1,108 @@
+"""The evaluators' shared inference pass: forward, optional decode, postprocess, timing, gathering."""
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from loguru import logger
+
+from yolox.utils.boxes import postprocess
+from yolox.utils.dist import gather, is_main_process, synchronize, time_synchronized
+
+__all__ = ["run_inference", "gather_results", "timing_line"]
+
+
+def run_inference(model, dataloader, collect: Callable, num_classes: int, confthre: float, nmsthre: float,
+                  half: bool = False, trt_file: Optional[str] = None, decoder=None,
+                  test_size: Sequence[int] = (640, 640), policy=None) -> Tuple[float, float, int]:
+    """Run `model` over `dataloader`, handing each batch's postprocessed outputs to
+    `collect(outputs, info_imgs, ids)`; returns (forward s, NMS s, timed batches).
+
+    Tensors go to policy.device, else to the model's device; float16 when `half`.
+    """
+    device = policy.device if policy is not None else _parameter_device(model)
+    dtype = torch.float16 if half else torch.float32
+    non_blocking = bool(policy is not None and policy.non_blocking)
+    model = model.eval()
+    if half:
+        model = model.half()
+    if trt_file is not None:
+        model = _load_trt_module(model, trt_file, test_size, device, dtype)
+
+    inference_time = nms_time = 0.0
+    n_batches = len(dataloader)
+    progress = _Progress(n_batches) if is_main_process() else None
+    with torch.no_grad():
+        for batch_index, (imgs, _, info_imgs, ids) in enumerate(dataloader):
+            imgs = imgs.to(device=device, dtype=dtype, non_blocking=non_blocking)
+            start = time.time()
+            outputs = model(imgs)
+            if decoder is not None:
+                outputs = decoder(outputs, dtype=outputs.dtype)
+            infer_end = time_synchronized(policy)
+            outputs = postprocess(outputs, num_classes, confthre, nmsthre)
+            nms_end = time_synchronized(policy)
+            # The last batch may be short, so it is left out of the per-image timing.
+            if batch_index < n_batches - 1:
+                inference_time += infer_end - start
+                nms_time += nms_end - infer_end
+            collect(outputs, info_imgs, ids)
+            if progress is not None:
+                progress.step(batch_index + 1)
+    return inference_time, nms_time, max(n_batches - 1, 1)
+
+
+def gather_results(per_image: Sequence[Dict], statistics: Sequence[float]) -> Tuple[List[Dict], List[float]]:
+    """Merge every rank's per-image dicts on rank 0 and sum the timing statistics.
+
+    Keying by image means the images DistributedSampler repeats to pad the last rank count once.
+    """
+    synchronize()
+    gathered = gather((tuple(per_image), tuple(statistics)), dst=0)
+    merged: List[Dict] = [{} for _ in per_image]
+    total = [0.0] * len(statistics)
+    for rank_dicts, rank_stats in gathered:
+        for target, source in zip(merged, rank_dicts):
+            target.update(source)
+        total = [acc + float(value) for acc, value in zip(total, rank_stats)]
+    return merged, total
+
+
+def timing_line(statistics: Sequence[float], batch_size: int) -> str:
+    """The summary's first line: per-image forward, NMS and total milliseconds."""
+    inference_time, nms_time, n_samples = (float(value) for value in statistics)
+    per_image_ms = 1000.0 / (n_samples * batch_size)
+    a_infer, a_nms = inference_time * per_image_ms, nms_time * per_image_ms
+    return (f"Average forward time: {a_infer:.2f} ms, Average NMS time: {a_nms:.2f} ms, "
+            f"Average inference time: {a_infer + a_nms:.2f} ms\n")
+
+
+def _parameter_device(model) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _load_trt_module(model, trt_file: str, test_size: Sequence[int], device: torch.device, dtype: torch.dtype):
+    """TensorRT replacement of `model` (CUDA only); the torch model runs once first, as torch2trt expects."""
+    from torch2trt import TRTModule
+
+    model_trt = TRTModule()
+    model_trt.load_state_dict(torch.load(trt_file, map_location=device, weights_only=True))
+    model(torch.ones(1, 3, test_size[0], test_size[1], device=device, dtype=dtype))
+    return model_trt
+
+
+class _Progress:
+    """Logs evaluation progress with an ETA, at most every `interval_s` seconds."""
+
+    def __init__(self, total: int, interval_s: float = 10.0) -> None:
+        self.total = total
+        self.interval_s = interval_s
+        self.start = self.last_log = time.time()
+
+    def step(self, done: int) -> None:
+        now = time.time()
+        if now - self.last_log < self.interval_s:
+            return
+        self.last_log = now
+        eta = (now - self.start) / done * (self.total - done)
+        logger.info(f"evaluating: {done}/{self.total} batches, ETA {eta:.0f}s")
