@@ -32,19 +32,19 @@ class Settings:
     precision: str  # "fp32", "fp16" (autocast + GradScaler) or "bf16" (autocast, no scaler)
     channels_last: bool
     compile: bool
-    foreach: bool
 
 
+# "fast" is what the device layer picks by default; "plain" is upstream's arithmetic and layout.
 PRESETS = {
-    "plain": {"cuda": Settings("plain", "fp16", False, False, False),
-              "mps": Settings("plain", "fp32", False, False, False),
-              "cpu": Settings("plain", "fp32", False, False, False)},
-    "fast": {"cuda": Settings("fast", "bf16", True, False, True),
-             "mps": Settings("fast", "fp32", False, False, True),
-             "cpu": Settings("fast", "fp32", True, False, True)},
-    "compiled": {"cuda": Settings("compiled", "bf16", True, True, True),
-                 "mps": Settings("compiled", "fp32", False, False, True),
-                 "cpu": Settings("compiled", "fp32", True, True, True)},
+    "plain": {"cuda": Settings("plain", "fp16", False, False),
+              "mps": Settings("plain", "fp32", False, False),
+              "cpu": Settings("plain", "fp32", False, False)},
+    "fast": {"cuda": Settings("fast", "fp16", True, False),
+             "mps": Settings("fast", "fp32", False, False),
+             "cpu": Settings("fast", "fp32", False, False)},
+    "compiled": {"cuda": Settings("compiled", "fp16", True, True),
+                 "mps": Settings("compiled", "fp32", False, True),
+                 "cpu": Settings("compiled", "fp32", False, True)},
 }
 
 
@@ -64,6 +64,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=30, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--cudnn-benchmark", default="auto", choices=["auto", "on", "off"],
+                        help="cuDNN autotuning (auto: the device layer's decision)")
     parser.add_argument("--data-dir", default=None, help="trainer measurement: dataset (default: synthetic craters)")
     parser.add_argument("--workers", type=int, default=None, help="trainer measurement: loader workers")
     parser.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
@@ -81,13 +83,14 @@ def resolve_settings(spec: str, kind: str) -> List[Settings]:
         parts = item.split(":")
         if len(parts) != 3 or parts[0] not in ("fp32", "fp16", "bf16"):
             raise SystemExit(f"--settings: '{item}' is neither a preset {sorted(PRESETS)} nor precision:cl:compile")
-        chosen.append(Settings(item, parts[0], parts[1] == "1", parts[2] == "1", True))
+        chosen.append(Settings(item, parts[0], parts[1] == "1", parts[2] == "1"))
     return chosen
 
 
-def policy_for(device: str, settings: Settings) -> DevicePolicy:
-    return build_policy(device, fp16=settings.precision == "fp16", bf16=settings.precision == "bf16",
-                        channels_last=settings.channels_last, compile=settings.compile)
+def policy_for(args: argparse.Namespace, settings: Settings) -> DevicePolicy:
+    autotune = {"auto": None, "on": True, "off": False}[args.cudnn_benchmark]
+    return build_policy(args.device, fp16=settings.precision == "fp16", bf16=settings.precision == "bf16",
+                        channels_last=settings.channels_last, compile=settings.compile, cudnn_benchmark=autotune)
 
 
 def synthetic_batch(batch: int, size: int, gts: int, num_classes: int, device: torch.device, seed: int = 0):
@@ -124,10 +127,9 @@ def timed(run: Callable[[], None], policy: DevicePolicy, iters: int, warmup: int
 
 def measure_step(exp, args, settings: Settings, size: int) -> Dict:
     """Forward, loss, backward and optimizer step on a fixed synthetic batch."""
-    policy = policy_for(args.device, settings)
+    policy = policy_for(args, settings)
     policy.configure_backends()
     model = build_model(exp, policy, settings, train=True)
-    exp.optimizer_foreach = settings.foreach
     optimizer = exp.get_optimizer(args.batch_size)
     scaler = policy.make_grad_scaler()
     images, targets = synthetic_batch(args.batch_size, size, args.gts, exp.num_classes, policy.device)
@@ -153,7 +155,7 @@ def measure_eval(exp, args, settings: Settings, size: int) -> Dict:
     """Eval forward plus postprocess (no gradients)."""
     from yolox.utils.boxes import postprocess
 
-    policy = policy_for(args.device, settings)
+    policy = policy_for(args, settings)
     policy.configure_backends()
     model = build_model(exp, policy, settings, train=False)
     images, _ = synthetic_batch(args.batch_size, size, 1, exp.num_classes, policy.device)
@@ -186,12 +188,11 @@ def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
     """The real Trainer: data loading, mosaic/mixup and multi-scale as the exp sets them, EMA, LR schedule."""
     from yolox.core.trainer import Trainer
 
-    policy = policy_for(args.device, settings)
+    policy = policy_for(args, settings)
     exp.data_dir = args.data_dir or synthetic_data_dir(size, num_train=128)
     exp.input_size = exp.test_size = (size, size)
     exp.max_epoch, exp.eval_interval = 10**6, 10**6  # never reach the no-aug phase or an evaluation
     exp.output_dir = tempfile.mkdtemp(prefix="yolox_bench_")
-    exp.optimizer_foreach = settings.foreach
     if args.workers is not None:
         exp.data_num_workers = args.workers
     trainer_args = argparse.Namespace(batch_size=args.batch_size, experiment_name="benchmark", device=args.device,
@@ -230,7 +231,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             size = args.size or exp.input_size[0]
             result = MEASURES[measure.strip()](exp, args, settings, size)
             result.update(model=args.exp_file or args.name, batch=args.batch_size, size=size, gts=args.gts,
-                          device=str(policy_for(args.device, settings).device), threads=torch.get_num_threads(),
+                          device=str(policy_for(args, settings).device), cudnn_benchmark=args.cudnn_benchmark, threads=torch.get_num_threads(),
                           torch=torch.__version__, host=platform.node(), **asdict(settings))
             line = json.dumps(result)
             print(line, flush=True)

@@ -653,8 +653,11 @@ def _decide_kernels(out: _Decisions, kind: str, compile: bool, channels_last: Op
         out.set("channels_last", False, "never for MPS training: convolution_backward ~30x slower in channels_last")
     elif channels_last is not None:
         out.set("channels_last", bool(channels_last), "set explicitly")
+    elif kind == "cuda":
+        out.set("channels_last", True, "measured on one H100 (fp16 model step): yolox-s b64 530 -> 1004 img/s, "
+                                       "yolox-m b16 213 -> 308 img/s against the contiguous layout")
     else:
-        out.set("channels_last", False, "measured default pending")
+        out.set("channels_last", False, "CPU default pending measurement")
 
 
 def _decide_cache(out: _Decisions, kind: str, every: Optional[int]) -> None:
