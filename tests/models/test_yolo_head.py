@@ -55,6 +55,8 @@ def test_grid_cache_reused_and_rebuilt_per_size_dtype():
     assert grid.tolist() == [[[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1]]]
     assert head.level_grid(0, 2, 3, torch.float32, torch.device("cpu")) is grid
     assert head.level_grid(0, 3, 3, torch.float32, torch.device("cpu")).shape == (1, 9, 2)
+    transposed = head.level_grid(0, 3, 2, torch.float32, torch.device("cpu"))  # same h*w as 2x3
+    assert transposed.tolist() == [[[0, 0], [1, 0], [0, 1], [1, 1], [0, 2], [1, 2]]]
     assert head.level_grid(0, 3, 3, torch.float64, torch.device("cpu")).dtype == torch.float64
 
 
@@ -138,3 +140,18 @@ def test_train_forward_follows_device_and_dtype(recorded_losses):
     for key in ("outputs", "x_shifts", "y_shifts", "expanded_strides", "origin_preds"):
         tensor = recorded_losses[key]
         assert tensor.device.type == "meta" and tensor.dtype == torch.float64, key
+
+
+def test_visualize_assignment_writes_one_image_per_input(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    model = tiny_model().eval()
+    images = torch.rand(2, 3, *SIZE) * 255
+    labels = torch.zeros(2, 3, 5)
+    labels[0, 0] = torch.tensor([1.0, 40.0, 30.0, 24.0, 20.0])
+    labels[1, :2] = torch.tensor([[0.0, 20.0, 20.0, 16.0, 16.0], [2.0, 70.0, 40.0, 30.0, 30.0]])
+    paths = model.visualize(images, labels, save_prefix=str(tmp_path / "assign_"))
+    assert paths == [str(tmp_path / "assign_0.png"), str(tmp_path / "assign_1.png")]
+    drawn = cv2.imread(paths[0])
+    assert drawn.shape == (*SIZE, 3)
+    undrawn = images[0].permute(1, 2, 0).to(torch.uint8).numpy()
+    assert (drawn != undrawn).any()  # boxes and anchor centres were drawn

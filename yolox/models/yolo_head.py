@@ -1,4 +1,5 @@
 """YOLOXHead: decoupled anchor-free detection head (per level: stem, cls branch, reg/obj branch)."""
+import colorsys
 import math
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -73,6 +74,7 @@ class YOLOXHead(nn.Module):
         self.bcewithlog_loss = nn.BCEWithLogitsLoss(reduction="none")
         self.iou_loss = IOUloss(reduction="none")
         self.grids: List[torch.Tensor] = [torch.zeros(1)] * len(in_channels)
+        self._grid_keys: List[Optional[tuple]] = [None] * len(in_channels)
         self.hw: List[Tuple[int, int]] = []
 
     def initialize_biases(self, prior_prob: float) -> None:
@@ -91,16 +93,16 @@ class YOLOXHead(nn.Module):
 
     def level_grid(self, k: int, h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """[1, h*w, 2] (x, y) cell indices of level k, row-major; cached per level."""
-        grid = self.grids[k]
-        if grid.shape[1:2] != (h * w,) or grid.dtype != dtype or grid.device != device:
+        key = (h, w, dtype, device)
+        if self._grid_keys[k] != key:  # h*w alone is ambiguous: 52x80 and 80x52 levels have equal sizes
             ys, xs = torch.meshgrid(
                 torch.arange(h, device=device, dtype=dtype),
                 torch.arange(w, device=device, dtype=dtype),
                 indexing="ij",
             )
-            grid = torch.stack((xs, ys), dim=2).reshape(1, h * w, 2)
-            self.grids[k] = grid
-        return grid
+            self.grids[k] = torch.stack((xs, ys), dim=2).reshape(1, h * w, 2)
+            self._grid_keys[k] = key
+        return self.grids[k]
 
     def forward(
         self,
@@ -140,11 +142,9 @@ class YOLOXHead(nn.Module):
         output = output.flatten(start_dim=2).permute(0, 2, 1)
         return _decode_boxes(output, grid, stride), grid
 
-    def _train_forward(self, xin: Sequence[torch.Tensor], labels: Optional[torch.Tensor]):
-        if labels is None:
-            raise ValueError("YOLOXHead in train mode needs labels [B, max_labels, 5]")
-        from .yolox_loss import compute_losses  # LOSS-owned; imported when training needs it
-
+    def train_outputs(self, xin: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+        """Train-mode tensors over all levels: outputs [B, A, 5+C] (decoded boxes, obj/cls logits),
+        x_shifts, y_shifts, expanded_strides [1, A], origin_preds [B, A, 4] raw reg (None unless use_l1)."""
         dtype = xin[0].dtype
         outputs, x_shifts, y_shifts, expanded_strides, origin_preds = [], [], [], [], []
         for k, (stride, x) in enumerate(zip(self.strides, xin)):
@@ -156,15 +156,73 @@ class YOLOXHead(nn.Module):
             expanded_strides.append(torch.full_like(grid[..., 0], stride))
             if self.use_l1:
                 origin_preds.append(reg.flatten(start_dim=2).permute(0, 2, 1).clone())
-
-        return compute_losses(
+        return (
             torch.cat(outputs, dim=1),
-            labels,
             torch.cat(x_shifts, dim=1),
             torch.cat(y_shifts, dim=1),
             torch.cat(expanded_strides, dim=1),
             torch.cat(origin_preds, dim=1) if self.use_l1 else None,
+        )
+
+    def _train_forward(self, xin: Sequence[torch.Tensor], labels: Optional[torch.Tensor]):
+        if labels is None:
+            raise ValueError("YOLOXHead in train mode needs labels [B, max_labels, 5]")
+        from .yolox_loss import compute_losses  # LOSS-owned; imported when training needs it
+
+        outputs, x_shifts, y_shifts, expanded_strides, origin_preds = self.train_outputs(xin)
+        return compute_losses(
+            outputs,
+            labels,
+            x_shifts,
+            y_shifts,
+            expanded_strides,
+            origin_preds,
             num_classes=self.num_classes,
             use_l1=self.use_l1,
             iou_loss=self.iou_loss,
         )
+
+    @torch.no_grad()
+    def visualize_assign_result(
+        self, xin: Sequence[torch.Tensor], labels: torch.Tensor, imgs: torch.Tensor, save_prefix: str = "assign_vis_"
+    ) -> List[str]:
+        """Draw each image's ground truths and the anchor centres SimOTA assigns to them; returns the PNG paths."""
+        from .assignment import simota_assign  # LOSS-owned
+
+        outputs, x_shifts, y_shifts, expanded_strides, _ = self.train_outputs(xin)
+        assignment = simota_assign(outputs, labels, x_shifts, y_shifts, expanded_strides)
+        centres = torch.stack([(x_shifts[0] + 0.5) * expanded_strides[0], (y_shifts[0] + 0.5) * expanded_strides[0]], 1)
+        paths = []
+        for image_idx, image in enumerate(imgs):
+            fg = assignment.fg_mask[image_idx]
+            path = f"{save_prefix}{image_idx}.png"
+            _draw_assignment(
+                image, labels[image_idx], centres[fg], assignment.matched_gt_inds[image_idx][fg], path
+            )
+            paths.append(path)
+        return paths
+
+
+def _draw_assignment(
+    image: torch.Tensor, labels: torch.Tensor, centres: torch.Tensor, gt_indices: torch.Tensor, path: str
+) -> None:
+    """BGR CHW image with one colour per ground truth: its box and the centres of its anchors."""
+    import cv2
+
+    canvas = image.permute(1, 2, 0).clamp(0, 255).to(torch.uint8).cpu().numpy().copy()
+    gt_rows = labels[labels.sum(dim=1) > 0].cpu().tolist()
+    for gt_idx, (_cls, cx, cy, w, h) in enumerate(gt_rows):
+        colour = _palette_colour(gt_idx)
+        top_left = (int(cx - w / 2), int(cy - h / 2))
+        bottom_right = (int(cx + w / 2), int(cy + h / 2))
+        cv2.rectangle(canvas, top_left, bottom_right, colour, 2)
+    for (x, y), gt_idx in zip(centres.cpu().tolist(), gt_indices.cpu().tolist()):
+        cv2.circle(canvas, (int(x), int(y)), 3, _palette_colour(gt_idx), -1)
+    cv2.imwrite(path, canvas)
+
+
+def _palette_colour(index: int) -> Tuple[int, int, int]:
+    """A distinct, bright BGR colour per index (golden-angle hue steps)."""
+    hue = (index * 137.508) % 360
+    r, g, b = colorsys.hsv_to_rgb(hue / 360, 0.9, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)

@@ -1,5 +1,5 @@
 """YOLOX detector: a feature pyramid backbone followed by the decoupled head."""
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 from torch import nn
@@ -32,3 +32,11 @@ class YOLOX(nn.Module):
             raise ValueError("YOLOX in train mode needs targets [B, max_labels, 5] (class, cx, cy, w, h)")
         losses = dict(zip(LOSS_KEYS, self.head(fpn_outs, targets, x)))
         return {key: losses[key] for key in _DICT_ORDER}
+
+    @torch.no_grad()
+    def visualize(self, x: torch.Tensor, targets: torch.Tensor, save_prefix: str = "assign_vis_") -> List[str]:
+        """Save one PNG per image showing SimOTA's label assignment; returns the paths.
+
+        Runs in the model's current mode: in train mode BatchNorm statistics update as in a training step.
+        """
+        return self.head.visualize_assign_result(self.backbone(x), targets, x, save_prefix)
