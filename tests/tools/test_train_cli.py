@@ -1,0 +1,37 @@
+"""End to end on the CPU: tools/train.py with a user-style exp file and the real YOLOX model, then
+tools/eval.py on each checkpoint it wrote (minutes on a 2-core CPU: slow)."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.core.tiny_coco import make_tiny_coco, write_exp_file
+from tests.tools.conftest import REPO
+
+
+@pytest.mark.slow
+def test_train_cli_trains_evaluates_and_saves(tmp_path):
+    data = make_tiny_coco(tmp_path / "data", num_train=8, num_val=4)
+    exp_file = write_exp_file(tmp_path / "my_exp.py", data, tmp_path / "out", max_epoch=2, no_aug_epochs=1)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    train = subprocess.run([sys.executable, str(REPO / "tools" / "train.py"), "-f", str(exp_file), "-b", "4",
+                            "--device", "cpu"], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-4000:]
+    out = tmp_path / "out" / "my_exp"
+    for name in ("latest_ckpt.pth", "best_ckpt.pth", "last_epoch_ckpt.pth"):
+        assert (out / name).is_file(), name
+    log = (out / "train_log.txt").read_text()
+    # an evaluation without any detection logs timing only (upstream); one with detections the table
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all" in log and "per class AP" in log
+    assert "epoch: 2/2, iter: 2/2" in log and "Training of experiment is done" in log
+    ckpt = torch.load(out / "latest_ckpt.pth", weights_only=True)
+    assert ckpt["start_epoch"] == 2 and "head.cls_preds.0.weight" in ckpt["model"]
+
+    for name in ("latest_ckpt.pth", "best_ckpt.pth", "last_epoch_ckpt.pth"):
+        evaluation = subprocess.run([sys.executable, str(REPO / "tools" / "eval.py"), "-f", str(exp_file),
+                                     "-c", str(out / name), "-b", "4", "--device", "cpu"],
+                                    capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+        assert evaluation.returncode == 0, evaluation.stderr[-4000:]
+    assert (out / "val_log.txt").read_text().count("AP50:95") == 3
