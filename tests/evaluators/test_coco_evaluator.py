@@ -169,3 +169,12 @@ def test_per_class_table_keeps_every_class():
     table = per_class_table([10.0, 20.0, 30.0, 40.0], ["a", "b", "c", "d"], "AP")
     assert table.splitlines()[0].count("AP") == 3
     assert "| d " in table and "40.000" in table
+
+
+def test_testdev_writes_the_submission_file(coco_gt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    detections = [ground_truth_detections(coco_gt, image_id)[:1] for image_id in coco_gt.getImgIds()]
+    evaluate_rows(coco_gt, detections, max_dets=100, testdev=True)
+    written = json.loads((tmp_path / "yolox_testdev_2017.json").read_text())
+    assert len(written) == sum(len(dets) for dets in detections)
+    assert {"image_id", "category_id", "bbox", "score", "segmentation"} == set(written[0])

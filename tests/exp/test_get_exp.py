@@ -138,3 +138,11 @@ def test_check_exp_value():
     exp.input_size = (640, 630)
     with pytest.raises(ValueError, match="multiples of 32"):
         check_exp_value(exp)
+
+
+def test_repr_lists_public_attributes():
+    exp = get_exp(None, "yolox-nano")
+    exp._hidden = 1
+    table = repr(exp)
+    assert "keys" in table.splitlines()[1] and "values" in table.splitlines()[1]
+    assert "mosaic_prob" in table and "0.5" in table and "_hidden" not in table
