@@ -45,9 +45,14 @@ class ModelEMA:
         self.updates += 1
         keep = self.decay_at(self.updates)
         model_state = unwrap_model(model).state_dict()
+        ema_values, model_values = [], []
         for name, ema_value in self.ema.state_dict().items():
             if ema_value.dtype.is_floating_point:
-                ema_value.mul_(keep).add_(model_state[name].detach(), alpha=1.0 - keep)
+                ema_values.append(ema_value)
+                model_values.append(model_state[name].detach())
+        # one fused kernel per step for all tensors instead of two per tensor
+        torch._foreach_mul_(ema_values, keep)
+        torch._foreach_add_(ema_values, model_values, alpha=1.0 - keep)
 
     def state_dict(self) -> Dict[str, object]:
         """What exact resume needs: the averaged weights and the update count."""
