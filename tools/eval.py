@@ -87,8 +87,6 @@ def main(exp, args, num_devices: int) -> None:
     if args.seed is not None:
         policy.seed_everything(args.seed, deterministic=True)
         logger.warning("You have turned on seeded evaluation: deterministic kernels may slow it down.")
-    if policy.dist_backend == "nccl" and is_distributed:
-        configure_nccl()
     policy.set_current_device()
     policy.configure_backends()
 
@@ -142,8 +140,10 @@ def run(argv=None) -> None:
         raise SystemExit(str(error)) from None
     if policy.kind == "cuda" and num_devices > device_count("cuda"):
         raise SystemExit(f"-d {num_devices} asks for more CUDA devices than the {device_count('cuda')} visible")
-    if num_devices > 1:
+    if num_devices > 1:  # before the workers start, so their thread pools and NCCL see it
         configure_omp()
+        if (args.dist_backend or policy.dist_backend) == "nccl":
+            configure_nccl()
     launch(main, num_devices, args.num_machines, args.machine_rank, backend=args.dist_backend or policy.dist_backend,
            dist_url="auto" if args.dist_url is None else args.dist_url, args=(exp, args, num_devices))
 

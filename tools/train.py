@@ -64,10 +64,6 @@ def main(exp, args) -> None:
         policy.seed_everything(exp.seed, deterministic=True)
         logger.warning("You have chosen to seed training. This will turn on the CUDNN deterministic setting, "
                        "which can slow down your training considerably!")
-    if policy.dist_backend == "nccl":
-        configure_nccl()
-    if world_size > 1:
-        configure_omp()
     trainer = exp.get_trainer(args)
     trainer.train()
 
@@ -102,6 +98,10 @@ def run(argv=None) -> None:
     num_devices, backend = resolve_devices(args)
     if args.cache is not None:
         exp.dataset = exp.get_dataset(cache=True, cache_type=args.cache)
+    if num_devices > 1:  # before the workers start, so their thread pools and NCCL see it
+        configure_omp()
+        if backend == "nccl":
+            configure_nccl()
     dist_url = "auto" if args.dist_url is None else args.dist_url
     launch(main, num_devices, args.num_machines, args.machine_rank, backend=backend, dist_url=dist_url,
            args=(exp, args))
