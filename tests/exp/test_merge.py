@@ -63,6 +63,17 @@ def test_tuple_element_type_follows_the_first_element(exp):
     assert all(type(value) is float for value in exp.mosaic_scale)
 
 
+def test_tuple_length_is_checked(exp):
+    with pytest.raises(OptsError, match="input_size='320' needs 2 comma-separated values, got 1"):
+        exp.merge(["input_size", "320"])
+
+
+def test_lists_take_any_length(exp):
+    exp.milestones = [10, 20]
+    exp.merge(["milestones", "[5, 8, 12]"])
+    assert exp.milestones == [5, 8, 12]
+
+
 def test_none_defaults_take_literals_or_text(exp):
     exp.merge(["data_dir", "/data/craters", "seed", "None"])
     assert exp.data_dir == "/data/craters" and exp.seed is None

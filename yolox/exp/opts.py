@@ -54,6 +54,8 @@ def _cast_like(key: str, template: Any, text: str) -> Any:
 def _cast_sequence(key: str, current: Sequence, text: str) -> Sequence:
     body = text.strip().strip("[]()").strip()
     pieces = [piece.strip() for piece in body.split(",") if piece.strip()] if body else []
+    if isinstance(current, tuple) and current and len(pieces) != len(current):
+        raise OptsError(f"opts: {key}={text!r} needs {len(current)} comma-separated values, got {len(pieces)}")
     if current:
         items = [_cast_like(key, current[0], piece) for piece in pieces]
     else:
