@@ -75,3 +75,23 @@ def test_preprocess_rescales_images_and_targets():
     assert torch.count_nonzero(scaled[0, 1:]) == 0 and torch.count_nonzero(scaled[1]) == 0
     same, unchanged = exp.preprocess(inputs, targets.clone(), (416, 416))
     assert same is inputs and torch.equal(unchanged, targets)
+
+
+class UpstreamStyleEvaluator:
+    def evaluate(self, model, distributed=False, half=False, trt_file=None, decoder=None, test_size=None,
+                 return_outputs=False):
+        return (0.5, 0.7, "summary"), {"distributed": distributed, "half": half}
+
+
+class PolicyAwareEvaluator:
+    def evaluate(self, model, distributed=False, half=False, return_outputs=False, policy=None):
+        return (0.1, 0.2, "summary"), {"policy": policy}
+
+
+def test_eval_passes_the_policy_only_to_evaluators_that_take_it():
+    exp = get_exp(None, "yolox-nano")
+    exp.device_policy = "the policy"
+    result, details = exp.eval(None, UpstreamStyleEvaluator(), True, half=True, return_outputs=True)
+    assert result == (0.5, 0.7, "summary") and details == {"distributed": True, "half": True}
+    _, details = exp.eval(None, PolicyAwareEvaluator(), False, return_outputs=True)
+    assert details == {"policy": "the policy"}

@@ -1,4 +1,5 @@
 """The YOLOX experiment: every setting of a run and the construction of its pieces (exp_and_cli.md §2)."""
+import inspect
 import os
 import random
 from typing import Any, Optional, Tuple
@@ -257,8 +258,11 @@ class Exp(BaseExp):
         )
 
     def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False):
-        return evaluator.evaluate(model, is_distributed, half, return_outputs=return_outputs,
-                                  policy=self.device_policy)
+        kwargs = {"return_outputs": return_outputs}
+        # Evaluators written for upstream YOLOX take no policy argument; they keep working.
+        if "policy" in inspect.signature(evaluator.evaluate).parameters:
+            kwargs["policy"] = self.device_policy
+        return evaluator.evaluate(model, is_distributed, half, **kwargs)
 
 
 def exp_name_of(path: str) -> str:
