@@ -54,7 +54,7 @@ def test_stream_path_uses_the_device_layer_copy_stream(monkeypatch):
     import yolox.utils.device as device
 
     stream = RecordingStream()
-    monkeypatch.setattr(device, "make_copy_stream", lambda policy: stream, raising=False)
+    monkeypatch.setattr(device, "make_copy_stream", lambda policy: stream)
     policy = replace(build_policy("cpu"), prefetch_stream=True)
     prefetcher = DataPrefetcher(batches(2), policy)
     images, _ = prefetcher.next()

@@ -31,18 +31,16 @@ def _arg(args, name: str, default=None):
 
 
 def rng_states(policy) -> Dict[str, Any]:
-    """Python, NumPy, torch and (when the device layer exposes it) device RNG states, stored as
-    plain containers and tensors so a safe checkpoint load can read them back."""
+    """Python, NumPy, torch and device RNG states, stored as plain containers and tensors so a
+    safe checkpoint load can read them back."""
     version, py_state, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     states = {
         "python": [version, list(py_state), gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
+        "device": policy.rng_state(),
     }
-    device_state = getattr(policy, "rng_state", None)
-    if callable(device_state):
-        states["device"] = device_state()
     return states
 
 
@@ -52,9 +50,7 @@ def restore_rng_states(states: Dict[str, Any], policy) -> None:
     kind, keys, pos, has_gauss, cached = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
-    set_device_state = getattr(policy, "set_rng_state", None)
-    if "device" in states and callable(set_device_state):
-        set_device_state(states["device"])
+    policy.set_rng_state(states.get("device"))
 
 
 class Trainer:

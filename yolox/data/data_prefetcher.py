@@ -48,5 +48,4 @@ def _side_stream(policy):
         return None
     from yolox.utils import device
 
-    make_stream = getattr(device, "make_copy_stream", None)
-    return make_stream(policy) if make_stream is not None else None
+    return device.make_copy_stream(policy)
