@@ -146,3 +146,11 @@ def test_repr_lists_public_attributes():
     table = repr(exp)
     assert "keys" in table.splitlines()[1] and "values" in table.splitlines()[1]
     assert "mosaic_prob" in table and "0.5" in table and "_hidden" not in table
+
+
+def test_file_named_like_a_loaded_module_is_refused(tmp_path):
+    with pytest.raises(ImportError, match="name 'json' is already taken.*rename the exp file"):
+        get_exp(str(write(tmp_path, "json.py", UPSTREAM_STYLE)))
+    import json
+
+    assert hasattr(json, "dumps")

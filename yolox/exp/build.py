@@ -10,6 +10,8 @@ from yolox.exp.base_exp import BaseExp
 
 __all__ = ["get_exp", "get_exp_by_file", "get_exp_by_name", "default_exp_names"]
 
+_EXP_MARK = "__yolox_exp_file__"  # set on modules loaded from exp files, which a reload may replace
+
 
 def get_exp_by_file(exp_file: str) -> BaseExp:
     """Import `exp_file` as a module named after its stem and instantiate its class `Exp`."""
@@ -21,9 +23,13 @@ def get_exp_by_file(exp_file: str) -> BaseExp:
     # worker processes can re-import the module by name when they unpickle the Exp.
     if str(path.parent) not in sys.path:
         sys.path.append(str(path.parent))
+    previous = sys.modules.get(module_name)
+    if previous is not None and not getattr(previous, _EXP_MARK, False):
+        raise ImportError(f"exp file {exp_file}: its name {module_name!r} is already taken by the module "
+                          f"{getattr(previous, '__file__', None) or module_name}; rename the exp file")
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    previous = sys.modules.get(module_name)
+    setattr(module, _EXP_MARK, True)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
