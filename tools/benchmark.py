@@ -60,14 +60,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--settings", default="plain,fast",
                         help=f"comma list of {sorted(PRESETS)}, or custom precision:cl:compile e.g. bf16:1:0")
     parser.add_argument("--measure", default="step,eval",
-                        help="comma list of step (model step), trainer (full trainer), eval")
+                        help="comma list of step (model step), trainer (full trainer), loader (data only), eval")
     parser.add_argument("--iters", type=int, default=30, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--cudnn-benchmark", default="auto", choices=["auto", "on", "off"],
                         help="cuDNN autotuning (auto: the device layer's decision)")
     parser.add_argument("--data-dir", default=None, help="trainer measurement: dataset (default: synthetic craters)")
-    parser.add_argument("--workers", type=int, default=None, help="trainer measurement: loader workers")
+    parser.add_argument("--workers", type=int, default=None, help="trainer/loader measurement: loader workers")
+    parser.add_argument("--cache", default=None, choices=["ram", "disk"],
+                        help="trainer/loader measurement: cache decoded images (like tools/train.py --cache)")
     parser.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
     return parser.parse_args(argv)
 
@@ -184,20 +186,45 @@ def synthetic_data_dir(size: int, num_train: int) -> str:
     return str(out_dir)
 
 
+def prepare_training_exp(exp, args, size: int) -> None:
+    """Point the exp at real data and keep it in the mosaic phase with no evaluation."""
+    from yolox.utils.setup_env import configure_module
+
+    configure_module()
+    exp.data_dir = args.data_dir or synthetic_data_dir(size, num_train=128)
+    exp.input_size = exp.test_size = (size, size)
+    exp.max_epoch, exp.eval_interval = 10**6, 10**6
+    exp.output_dir = tempfile.mkdtemp(prefix="yolox_bench_")
+    if args.workers is not None:
+        exp.data_num_workers = args.workers
+    if args.cache:
+        exp.dataset = exp.get_dataset(cache=True, cache_type=args.cache)
+
+
+def measure_loader(exp, args, settings: Settings, size: int) -> Dict:
+    """Batches per second out of the training loader alone (workers, mosaic, mixup, collation, pinning)."""
+    prepare_training_exp(exp, args, size)
+    exp.device_policy = policy_for(args, settings)
+    loader = iter(exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache))
+    for _ in range(args.warmup):
+        next(loader)
+    start = time.perf_counter()
+    for _ in range(args.iters):
+        next(loader)
+    sec = (time.perf_counter() - start) / args.iters
+    return {"measure": "loader", "sec_per_iter": sec, "img_per_s": args.batch_size / sec, "peak_mem_mb": 0.0,
+            "workers": exp.data_num_workers, "cache": args.cache}
+
+
 def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
     """The real Trainer: data loading, mosaic/mixup and multi-scale as the exp sets them, EMA, LR schedule."""
     from yolox.core.trainer import Trainer
 
     policy = policy_for(args, settings)
-    exp.data_dir = args.data_dir or synthetic_data_dir(size, num_train=128)
-    exp.input_size = exp.test_size = (size, size)
-    exp.max_epoch, exp.eval_interval = 10**6, 10**6  # never reach the no-aug phase or an evaluation
-    exp.output_dir = tempfile.mkdtemp(prefix="yolox_bench_")
-    if args.workers is not None:
-        exp.data_num_workers = args.workers
+    prepare_training_exp(exp, args, size)
     trainer_args = argparse.Namespace(batch_size=args.batch_size, experiment_name="benchmark", device=args.device,
                                       fp16=settings.precision == "fp16", resume=False, ckpt=None, start_epoch=None,
-                                      cache=None, occupy=False, logger="tensorboard", trust_ckpt=False)
+                                      cache=args.cache, occupy=False, logger="tensorboard", trust_ckpt=False)
     trainer = Trainer(exp, trainer_args, policy=policy)
     trainer.before_train()
     for step in range(args.warmup + args.iters):
@@ -211,11 +238,11 @@ def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
     policy.synchronize()
     sec = (time.perf_counter() - start) / args.iters
     return {"measure": "trainer", "sec_per_iter": sec, "img_per_s": args.batch_size / sec,
-            "peak_mem_mb": policy.peak_memory() / 2**20, "workers": exp.data_num_workers,
-            "last_size": trainer.input_size[0]}
+            "peak_mem_mb": policy.peak_memory() / 2**20, "workers": exp.data_num_workers, "cache": args.cache,
+            "data_wait_s": trainer.meter["data_time"].global_avg, "last_size": trainer.input_size[0]}
 
 
-MEASURES = {"step": measure_step, "eval": measure_eval, "trainer": measure_trainer}
+MEASURES = {"step": measure_step, "eval": measure_eval, "trainer": measure_trainer, "loader": measure_loader}
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:

@@ -122,3 +122,14 @@ def test_random_affine_pure_scale_moves_boxes():
     _, moved = random_affine(img, targets, target_size=(32, 32), degrees=0, translate=0, scales=(2, 2), shear=0)
     np.testing.assert_allclose(moved[0], [8.0, 8.0, 16.0, 24.0, 2.0])
     np.testing.assert_allclose(moved[1, :4], [32.0, 32.0, 32.0, 32.0])  # clipped to the output
+
+
+def test_blend_half_equals_the_float32_blend_with_truncation():
+    from yolox.data.data_augment import blend_half
+
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    second = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    reference = (0.5 * first.astype(np.float32) + 0.5 * second.astype(np.float32)).astype(np.uint8)
+    np.testing.assert_array_equal(blend_half(first, second), reference)
+    np.testing.assert_array_equal(blend_half(np.full((2, 2), 255, np.uint8), np.full((2, 2), 254, np.uint8)), 254)

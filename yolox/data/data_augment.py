@@ -159,8 +159,13 @@ def mixup_boxes(
 
 
 def blend_half(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """0.5 * first + 0.5 * second in float32, truncated back to uint8."""
-    return (0.5 * first.astype(np.float32) + 0.5 * second.astype(np.float32)).astype(np.uint8)
+    """0.5 * first + 0.5 * second truncated to uint8, for uint8 images.
+
+    (a + b) >> 1 in 16-bit integers is exactly upstream's float32 blend with truncation (every value
+    involved is exact in float32) at a fraction of the memory traffic.
+    """
+    total = np.add(first, second, dtype=np.uint16)
+    return np.right_shift(total, 1, out=total).astype(np.uint8)
 
 
 class TrainTransform:
