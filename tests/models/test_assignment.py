@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolox.models.assignment import simota_assign
+from yolox.models.assignment import _plan_chunks, simota_assign
 
 STRIDES = (8, 16, 32)
 
@@ -140,8 +140,9 @@ def test_batched_equals_reference_on_small_grid(num_gts):
     assert int(result.fg_mask.sum()) > 0
 
 
-def test_batched_equals_reference_at_640():
-    outputs, labels, grid = synthetic_batch([1000], size=640, num_classes=3, seed=7)
+@pytest.mark.parametrize("num_gt", [300, pytest.param(1000, marks=pytest.mark.slow)])
+def test_batched_equals_reference_at_640(num_gt):
+    outputs, labels, grid = synthetic_batch([num_gt], size=640, num_classes=3, seed=7)
     result = assert_matches_reference(outputs, labels, grid)
     assert int(result.dynamic_ks.max()) > 1
 
@@ -154,6 +155,20 @@ def test_chunking_over_images_and_gts_gives_identical_results():
         chunked = simota_assign(outputs, labels, *grid, max_pair_elements=budget)
         for name in ("fg_mask", "matched_gt_inds", "matched_classes", "matched_ious", "dynamic_ks"):
             assert torch.equal(getattr(whole, name), getattr(chunked, name)), name
+
+
+@pytest.mark.parametrize(
+    "num_images, num_rows, num_anchors, budget",
+    [(8, 1000, 8400, 1 << 24), (8, 120, 8400, 1 << 24), (2, 5000, 8400, 1 << 22), (3, 7, 100, 250), (2, 3, 100, 10)],
+)
+def test_block_plan_covers_every_pair_once_within_budget(num_images, num_rows, num_anchors, budget):
+    covered = []
+    for images, gt_slices in _plan_chunks(num_images, num_rows, num_anchors, budget):
+        for gts in gt_slices:
+            block = [(i, g) for i in range(num_images)[images] for g in range(num_rows)[gts]]
+            assert len(block) * num_anchors <= max(budget, num_anchors)
+            covered += block
+    assert sorted(covered) == [(i, g) for i in range(num_images) for g in range(num_rows)]
 
 
 def test_padding_rows_follow_the_first_num_gt_rule():
@@ -224,3 +239,18 @@ def test_dynamic_k_truncates_top10_iou_sum():
     result = assert_matches_reference(outputs, labels, grid)
     assert result.dynamic_ks[0, 0].item() == 9
     assert int(result.fg_mask.sum()) == 9
+
+
+def test_cuda_assignment_equals_cpu():
+    """Runs where CUDA exists (the coordinator's GPU batch); also checks the 1,000-gt block plan there."""
+    from yolox.utils.device import device_count, select_device
+
+    if device_count("cuda") == 0:
+        pytest.skip("no CUDA device")
+    outputs, labels, grid = synthetic_batch([1000, 300, 0, 40], size=640, num_classes=80, seed=13)
+    device = select_device("cuda")
+    on_cpu = simota_assign(outputs, labels, *grid)
+    on_gpu = simota_assign(outputs.to(device), labels.to(device), *(part.to(device) for part in grid))
+    assert torch.equal(on_gpu.fg_mask.cpu(), on_cpu.fg_mask)
+    assert torch.equal(on_gpu.matched_gt_inds.cpu()[on_cpu.fg_mask], on_cpu.matched_gt_inds[on_cpu.fg_mask])
+    torch.testing.assert_close(on_gpu.matched_ious.cpu(), on_cpu.matched_ious, atol=1e-5, rtol=0)

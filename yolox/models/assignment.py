@@ -69,16 +69,17 @@ def box_iou_cxcywh(gt_boxes: Tensor, pred_boxes: Tensor) -> Tensor:
 
 
 def _in_center_window(gt_centers: Tensor, anchor_centers: Tensor, strides: Tensor) -> Tensor:
-    """[b, g, A] whether each anchor centre lies strictly inside each gt's 1.5-stride square."""
+    """[b, g, A] whether each anchor centre lies strictly inside each gt's 1.5-stride square.
+
+    A float difference a - b is positive exactly when a > b, so comparing against the rounded
+    window edges gives the same answer as testing the four offsets for positivity.
+    """
     radius = strides * CENTER_RADIUS
     inside: Optional[Tensor] = None
     for axis in range(2):
         gt_c, anchor_c = gt_centers[..., axis, None], anchor_centers[:, axis]
-        # -(low) + anchor equals anchor - low exactly; in place to spare large temporaries
-        offset = (gt_c - radius).neg_().add_(anchor_c)
-        axis_inside = offset > 0
-        torch.add(gt_c, radius, out=offset).sub_(anchor_c)
-        axis_inside &= offset > 0
+        axis_inside = torch.gt(anchor_c, gt_c - radius)
+        axis_inside &= torch.gt(gt_c + radius, anchor_c)
         inside = axis_inside if inside is None else inside.logical_and_(axis_inside)
     return inside
 
@@ -100,8 +101,8 @@ def _plan_chunks(num_images: int, num_rows: int, num_anchors: int, max_elements:
         for start in range(0, num_images, step):
             yield slice(start, start + step), [slice(0, num_rows)]
         return
-    num_gt_chunks = -(-per_image // max_elements)
-    gt_step = -(-num_rows // num_gt_chunks)
+    max_step = max(max_elements // num_anchors, 1)
+    gt_step = -(-num_rows // -(-num_rows // max_step))  # equal slices, none above max_step
     gt_slices = [slice(start, start + gt_step) for start in range(0, num_rows, gt_step)]
     for image in range(num_images):
         yield slice(image, image + 1), gt_slices
