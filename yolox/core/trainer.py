@@ -103,8 +103,9 @@ class Trainer:
         self.before_train()
         try:
             self.train_in_epoch()
-        except Exception:
-            logger.exception("Training stopped by an error")
+        except Exception as error:
+            logger.error(f"Training stopped at epoch {self.epoch + 1}, iter {self.iter + 1}: "
+                         f"{type(error).__name__}: {error}")
             raise
         finally:
             self.after_train()
