@@ -91,7 +91,7 @@ EXPECTED_DEFAULTS = {
     # devices.md: pin only for CUDA; AMP off on MPS by default; one MPS device and no NCCL; channels_last and
     # compile harm MPS training; the MPS cache grows across batches; MPS has no float64.
     "cuda": dict(amp_dtype=None, grad_scaler=False, pin_memory=True, non_blocking=True, prefetch_stream=True,
-                 dist_backend="nccl", cudnn_benchmark=True, compile_allowed=True, channels_last=True,
+                 dist_backend="nccl", cudnn_benchmark=False, compile_allowed=True, channels_last=True,
                  cache_release_every=0, downcast_float64=False),
     "mps": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
                 dist_backend=None, cudnn_benchmark=False, compile_allowed=False, channels_last=False,
@@ -257,13 +257,23 @@ def test_channels_last_and_compile_stay_off_for_mps_training(no_cuda, warnings_s
 def test_cudnn_flags_follow_policy(no_cuda, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
-    build_policy("cuda", tensors_on="cpu").configure_backends()
+    assert "multi-scale" in build_policy("cuda", tensors_on="cpu").reasons["cudnn_benchmark"]
+    build_policy("cuda", tensors_on="cpu", cudnn_benchmark=True).configure_backends()
     assert torch.backends.cudnn.benchmark
     build_policy("cuda", tensors_on="cpu").seed_everything(3, deterministic=True)
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-    build_policy("cuda", tensors_on="cpu").configure_backends()  # the trainer configures after the seeding
+    # the trainer configures after the seeding: an explicit autotune request must not undo determinism
+    build_policy("cuda", tensors_on="cpu", cudnn_benchmark=True).configure_backends()
     assert not torch.backends.cudnn.benchmark
-    assert not build_policy("cuda", tensors_on="cpu", cudnn_benchmark=False).cudnn_benchmark
+    assert not build_policy("cuda", tensors_on="cpu").cudnn_benchmark
+
+
+def test_cuda_loader_workers_have_a_floor_unless_set(no_cuda, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    policy = build_policy("cuda", tensors_on="cpu")
+    assert policy.loader_kwargs(4)["num_workers"] == 14 and "33 img/s" in policy.reasons["worker_floor"]
+    assert build_policy("cuda", tensors_on="cpu", num_workers=2).loader_kwargs(4)["num_workers"] == 2
+    assert build_policy("cpu").loader_kwargs(1)["num_workers"] == 1
     seeded = build_policy("cuda", tensors_on="cpu", deterministic=True)
     assert not seeded.cudnn_benchmark and "deterministic" in seeded.reasons["cudnn_benchmark"]
 
