@@ -13,8 +13,6 @@ from .assignment import simota_assign
 
 REG_WEIGHT = 5.0
 L1_EPS = 1e-8
-# A box compared with itself: IoU 1, loss exactly 0 at non-positive anchors.
-_NEUTRAL_BOX = (0.0, 0.0, 1.0, 1.0)
 
 
 def l1_targets(gt_boxes: Tensor, x_shifts: Tensor, y_shifts: Tensor, expanded_strides: Tensor) -> Tensor:
@@ -49,7 +47,9 @@ def compute_losses(
     normalizer = num_fg.clamp(min=1)
     matched_boxes = torch.gather(labels[..., 1:5], 1, assignment.matched_gt_inds[..., None].expand(-1, -1, 4))
 
-    neutral = outputs.new_tensor(_NEUTRAL_BOX)
+    # Non-positive anchors compare a unit box with itself: IoU 1, loss exactly 0. Built with a fill,
+    # not from a Python list, which would be a blocking host-to-device copy.
+    neutral = outputs.new_ones(4)
     pred_boxes = torch.where(positive, outputs[..., :4], neutral)
     reg_targets = torch.where(positive, matched_boxes.to(outputs.dtype), neutral)
     loss_iou = iou_loss(pred_boxes.reshape(-1, 4), reg_targets.reshape(-1, 4)).sum() / normalizer
