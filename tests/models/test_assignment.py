@@ -227,6 +227,8 @@ def test_meta_check_catches_a_host_read():
         torch.zeros(3, device="meta").nonzero()
     with pytest.raises((NotImplementedError, RuntimeError)):
         torch.zeros(3, device="meta").sum().item()
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        torch.zeros(3, device="meta")[torch.ones(3, dtype=torch.bool, device="meta")]
 
 
 def test_dynamic_k_truncates_top10_iou_sum():
