@@ -1,4 +1,6 @@
 """Trainer mechanics on the tiny COCO set with the millisecond TinyDetector (see tiny_coco.py)."""
+import os
+
 import pytest
 import torch
 
@@ -140,3 +142,21 @@ def test_other_errors_are_not_swallowed(tiny_exp_file):
     exp = oom_exp(tiny_exp_file, ValueError("bad labels"), limit=1)
     with pytest.raises(ValueError, match="bad labels"):
         Trainer(exp, train_args(), policy=build_policy("cpu")).train()
+
+
+
+def test_an_upstream_get_data_loader_without_start_still_trains(tiny_exp_file):
+    """Exp files written for upstream override get_data_loader(batch_size, is_distributed, no_aug, cache_img)."""
+    base = get_exp(str(tiny_exp_file))
+    calls = []
+
+    class UpstreamStyleExp(type(base)):
+        def get_data_loader(self, batch_size, is_distributed, no_aug=False, cache_img=None):
+            calls.append(no_aug)
+            return super().get_data_loader(batch_size, is_distributed, no_aug=no_aug, cache_img=cache_img)
+
+    exp = UpstreamStyleExp()
+    trainer = Trainer(exp, train_args(), policy=build_policy("cpu"))
+    trainer.train()
+    assert calls == [False, True]  # the mosaic phase, then the rebuilt no-aug loader
+    assert os.path.exists(os.path.join(trainer.file_name, "latest_ckpt.pth"))

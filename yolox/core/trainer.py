@@ -1,5 +1,6 @@
 """Training loop: upstream YOLOX's lifecycle, with every device action asked of the device policy."""
 import datetime
+import inspect
 import os
 import random
 import time
@@ -284,9 +285,14 @@ class Trainer:
         iterations per epoch and the LR schedule for the current batch size."""
         if self._base_dataset is not None:
             self.exp.dataset = self._base_dataset  # the exp wraps its dataset for mosaic each time
-        self.train_loader = self.exp.get_data_loader(
-            batch_size=self.batch_size, is_distributed=self.is_distributed, no_aug=self.mosaic_closed,
-            cache_img=_arg(self.args, "cache"), start=self.samples_seen)
+        loader_kwargs = dict(batch_size=self.batch_size, is_distributed=self.is_distributed,
+                             no_aug=self.mosaic_closed, cache_img=_arg(self.args, "cache"))
+        if "start" in inspect.signature(self.exp.get_data_loader).parameters:
+            loader_kwargs["start"] = self.samples_seen
+        elif self.samples_seen:
+            logger.warning("this exp's get_data_loader takes no `start`: the data stream restarts from its "
+                           "beginning, so a resumed run is not sample-exact")
+        self.train_loader = self.exp.get_data_loader(**loader_kwargs)
         if self._base_dataset is None:
             self._base_dataset = getattr(self.train_loader.dataset, "_dataset", None)
         self.max_iter = len(self.train_loader)
