@@ -236,7 +236,6 @@ def simota_assign(
     budget = max_pair_elements or DEFAULT_MAX_PAIR_ELEMENTS
     with _autocast_off(outputs.device):
         pred_boxes = outputs[..., :4].float()
-        class_terms = _class_cost_terms(outputs[..., 4].float(), outputs[..., 5:].float())
         gt_boxes = labels[..., 1:5].float()
         gt_classes = labels[..., 0].long()
         gt_valid = gt_valid_mask(labels)
@@ -244,7 +243,7 @@ def simota_assign(
         image_results = [
             _assign_images(
                 pred_boxes[images],
-                tuple(term[images] for term in class_terms),
+                _class_cost_terms(outputs[images, :, 4].float(), outputs[images, :, 5:].float()),
                 gt_boxes[images],
                 gt_classes[images],
                 gt_valid[images],
