@@ -71,7 +71,7 @@ def reference_assign(outputs: torch.Tensor, labels: torch.Tensor, grid) -> list[
     results = []
     for image in range(outputs.shape[0]):
         num_gt = int((labels[image].sum(1) > 0).sum())
-        fg = torch.zeros(outputs.shape[1], dtype=torch.bool)
+        fg = torch.zeros(outputs.shape[1], dtype=torch.bool, device=outputs.device)
         if num_gt == 0:
             results.append(dict(fg=fg, matched=torch.zeros(0, dtype=torch.long), ious=torch.zeros(0), ks=[]))
             continue
