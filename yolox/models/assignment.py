@@ -84,13 +84,14 @@ def _in_center_window(gt_centers: Tensor, anchor_centers: Tensor, strides: Tenso
     return inside
 
 
-def _class_cost_terms(obj_logits: Tensor, cls_logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """BCE pieces of p = sqrt(sigmoid(cls) * sigmoid(obj)): per-anchor sum over classes of the
-    negative term, and the per-class negative and positive terms laid out [b, C, A]."""
+def _class_cost_terms(obj_logits: Tensor, cls_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """BCE of p = sqrt(sigmoid(cls) * sigmoid(obj)) against one-hot targets, split so the [gts, anchors]
+    cost is one row gather: per-anchor sum over classes of the negative term [b, A], and per class
+    the positive minus the negative term [b, C, A] (added where the class is the gt's)."""
     probs = (cls_logits.sigmoid() * obj_logits.sigmoid()[..., None]).sqrt_()
     negative = torch.log1p(-probs).clamp_(min=BCE_LOG_CLAMP).neg_()
     positive = torch.log(probs).clamp_(min=BCE_LOG_CLAMP).neg_()
-    return negative.sum(dim=2), negative.transpose(1, 2), positive.transpose(1, 2)
+    return negative.sum(dim=2), positive.sub_(negative).transpose(1, 2).contiguous()
 
 
 def _plan_chunks(num_images: int, num_rows: int, num_anchors: int, max_elements: int) -> Iterator[tuple[slice, list[slice]]]:
@@ -110,7 +111,7 @@ def _plan_chunks(num_images: int, num_rows: int, num_anchors: int, max_elements:
 
 def _match_gt_block(
     pred_boxes: Tensor,
-    class_terms: tuple[Tensor, Tensor, Tensor],
+    class_terms: tuple[Tensor, Tensor],
     gt_boxes: Tensor,
     gt_classes: Tensor,
     gt_valid: Tensor,
@@ -119,9 +120,11 @@ def _match_gt_block(
     first_gt: int,
 ) -> _ChunkMatches:
     """SimOTA cost, dynamic k and per-gt picks for a [b, g] block of gts against all anchors."""
-    negative_sum, negative, positive = class_terms
-    image_index = torch.arange(gt_classes.shape[0], device=gt_classes.device)[:, None]
-    cost = positive[image_index, gt_classes].sub_(negative[image_index, gt_classes]).add_(negative_sum[:, None, :])
+    negative_sum, class_correction = class_terms
+    num_images, num_classes, num_anchors = class_correction.shape
+    rows = gt_classes + torch.arange(num_images, device=gt_classes.device)[:, None] * num_classes
+    cost = class_correction.reshape(-1, num_anchors).index_select(0, rows.flatten()).reshape(*rows.shape, num_anchors)
+    cost.add_(negative_sum[:, None, :])
 
     ious = box_iou_cxcywh(gt_boxes[:, :, None, :], pred_boxes[:, None, :, :])
     cost.add_(torch.add(ious, 1e-8).log_().mul_(-IOU_COST_WEIGHT))
@@ -150,7 +153,7 @@ def _match_gt_block(
 
 def _assign_images(
     pred_boxes: Tensor,
-    class_terms: tuple[Tensor, Tensor, Tensor],
+    class_terms: tuple[Tensor, Tensor],
     gt_boxes: Tensor,
     gt_classes: Tensor,
     gt_valid: Tensor,
