@@ -70,7 +70,6 @@ def test_interrupted_then_resumed_run_matches_unbroken_run_in_process(tiny_exp_f
     assert reference.samples_seen == resumed.samples_seen == 36
 
 
-@pytest.mark.slow
 def test_sigkill_then_resume_matches_unbroken_run(tiny_exp_file):
     out = tiny_exp_file.parent / "out"
     unbroken = train_cli(tiny_exp_file, "unbroken")
