@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from tests.core.tiny_coco import make_tiny_coco, write_exp_file
