@@ -16,6 +16,9 @@ from yolox.utils.setup_env import configure_module, configure_nccl, configure_om
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)"
 
 
+SWITCH = {"auto": None, "on": True, "off": False}
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("YOLOX train parser")
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
@@ -39,6 +42,12 @@ def make_parser() -> argparse.ArgumentParser:
                         help="occupy GPU memory first for training (CUDA only)")
     parser.add_argument("-l", "--logger", type=str, default="tensorboard", help="logger to be used for metrics")
     parser.add_argument("--device", type=str, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--bf16", default=False, action="store_true",
+                        help="bfloat16 autocast, no grad scaler (where the device supports it)")
+    parser.add_argument("--channels-last", choices=SWITCH, default="auto",
+                        help="channels_last memory layout (auto: the device policy's measured default)")
+    parser.add_argument("--cudnn-benchmark", choices=SWITCH, default="auto",
+                        help="cuDNN autotuning (auto: off, since multi-scale re-tunes at every new size)")
     parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to modify the exp")
@@ -50,7 +59,10 @@ def process_policy(args, world_size: int):
     from yolox.utils.device import build_policy
     from yolox.utils.dist import get_local_rank
 
-    return build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(), world_size=world_size)
+    return build_policy(args.device, fp16=args.fp16, bf16=getattr(args, "bf16", False) or None,
+                        channels_last=SWITCH[getattr(args, "channels_last", "auto")],
+                        cudnn_benchmark=SWITCH[getattr(args, "cudnn_benchmark", "auto")],
+                        local_rank=get_local_rank(), world_size=world_size)
 
 
 @logger.catch(reraise=True)
