@@ -31,7 +31,7 @@ DEMO_SETTINGS = dict(input_size=(192, 192), test_size=(192, 192), random_size=(6
                      basic_lr_per_img=0.08 / 64.0, min_lr_ratio=0.1, data_num_workers=1)
 DEMO_MAX_BATCH = 8
 DEMO_DATA = dict(num_train=128, num_val=32, img_size=192, min_radius=5.0, max_radius_fraction=0.22,
-                 craters_per_image=(5, 20))
+                 craters_per_image=(5, 20), terrain_relief=0.5)
 
 
 def make_parser() -> argparse.ArgumentParser:

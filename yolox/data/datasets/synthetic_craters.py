@@ -27,6 +27,7 @@ class CraterFieldConfig:
     craters_per_image: Tuple[int, int] = (6, 30)
     max_overlap: float = 0.5              # centre distance must exceed this x (r1 + r2)
     noise_sigma: float = 4.0              # sensor noise, grey levels
+    terrain_relief: float = 1.0           # height scale of the background terrain (0 = flat plain)
 
 
 def _terrain_height(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -87,7 +88,7 @@ def _hillshade(height: np.ndarray, azimuth: float, albedo: np.ndarray) -> np.nda
 def render_crater_field(rng: np.random.Generator, cfg: CraterFieldConfig) -> Tuple[np.ndarray, np.ndarray]:
     """One grey uint8 image [H, W] and its crater boxes [k, 4] (x, y, w, h) clipped to the image."""
     size = cfg.img_size
-    height = _terrain_height(rng, size)
+    height = cfg.terrain_relief * _terrain_height(rng, size)
     craters = _place_craters(rng, cfg)
     for cx, cy, radius in craters:
         depth = radius * rng.uniform(0.25, 0.45)
@@ -131,7 +132,8 @@ def _write_split(out_dir: Path, folder: str, ann_file: str, num_images: int, spl
 
 def generate_synthetic_craters(out_dir, num_train: int = 160, num_val: int = 40, img_size: int = 256,
                                seed: int = 0, min_radius: float = 4.0, max_radius_fraction: float = 0.18,
-                               craters_per_image: Tuple[int, int] = (6, 30)) -> Dict[str, int]:
+                               craters_per_image: Tuple[int, int] = (6, 30),
+                               terrain_relief: float = 1.0) -> Dict[str, int]:
     """Write a COCO-layout crater set under `out_dir`; the same arguments give identical bytes.
 
     Returns the number of images and boxes written per split.
@@ -139,7 +141,7 @@ def generate_synthetic_craters(out_dir, num_train: int = 160, num_val: int = 40,
     if img_size < 32:
         raise ValueError(f"img_size {img_size} is too small for crater fields: use 32 or more")
     cfg = CraterFieldConfig(img_size=img_size, min_radius=min_radius, max_radius_fraction=max_radius_fraction,
-                            craters_per_image=tuple(craters_per_image))
+                            craters_per_image=tuple(craters_per_image), terrain_relief=terrain_relief)
     out_dir = Path(out_dir)
     (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
     counts = {}
