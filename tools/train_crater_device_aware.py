@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 # running as `python tools/...` puts tools/ first on sys.path, not the repository
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -166,8 +166,8 @@ def prepare_model(exp, grad_ckpt: bool):
     return model
 
 
-def max_boxes_per_image(exp) -> int:
-    """Most boxes in one training image, to probe memory with realistic label counts."""
+def train_label_stats(exp) -> Tuple[int, int]:
+    """(most boxes in one training image, training images): realistic label counts for the memory probe."""
     from yolox.data.datasets import load_split_as_coco
 
     data, _ = load_split_as_coco(exp.data_dir, "train", exp.data_format)
@@ -183,7 +183,7 @@ def choose_batch(exp, args, policy, world_size: int):
 
     requested = parse_batch(args.batch_size)
     max_batch = args.max_batch or (DEMO_MAX_BATCH if args.demo else 64)
-    boxes, train_images = max_boxes_per_image(exp)
+    boxes, train_images = train_label_stats(exp)
     # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
     step_cap = max(1, train_images // 8)
     model = policy.to(prepare_model(exp, args.grad_ckpt))
@@ -203,8 +203,10 @@ def log_plan(policy, batch: int, decision, exp, world_size: int) -> None:
 
     amp = "off" if policy.amp_dtype is None else str(policy.amp_dtype).replace("torch.", "")
     ddp = f"on ({world_size} processes, {policy.dist_backend})" if world_size > 1 else "off"
-    ddp_reason = policy.reasons["dist_backend"] if world_size > 1 or policy.dist_backend is None else \
-        "one process: no -d given"
+    if world_size > 1 or policy.dist_backend is None:
+        ddp_reason = policy.reasons["dist_backend"]
+    else:
+        ddp_reason = "one process: -d not given"
     lines = [
         f"device: {policy.device} (rules: {policy.kind})  ({policy.reasons['device']})",
         f"AMP: {amp}  ({policy.reasons['amp_dtype']})",
