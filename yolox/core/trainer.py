@@ -1,6 +1,7 @@
 """Training loop: upstream YOLOX's lifecycle, with every device action asked of the device policy."""
 import datetime
 import inspect
+import math
 import os
 import random
 import time
@@ -21,6 +22,13 @@ from yolox.utils.metric import MeterBuffer
 __all__ = ["Trainer", "TrainingOutOfMemory"]
 
 EMA_DECAY = 0.9998
+
+
+NONFINITE_LOG_WINDOWS = 3  # consecutive log windows with a NaN/inf loss before the run is stopped
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss stayed non-finite: continuing would only waste the machine."""
 
 
 class TrainingOutOfMemory(RuntimeError):
@@ -90,6 +98,7 @@ class Trainer:
         self.mosaic_closed = False
         self.cache_releases = 0
         self.oom_recoveries = 0
+        self.nonfinite_windows = 0
         self._resume_state: Dict[str, Any] = {}
         self._resumed = False
         self._base_dataset = None
@@ -278,6 +287,16 @@ class Trainer:
             scalars = {"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}}
             self.metric_writer.add_scalars(scalars, self.progress_in_iter)
         self.meter.clear_meters()
+        self._stop_if_diverged(losses.get("total_loss", 0.0))
+
+    def _stop_if_diverged(self, total_loss: float) -> None:
+        """Stop a run whose loss stays NaN/inf instead of training on it for days (read at log time only)."""
+        self.nonfinite_windows = 0 if math.isfinite(total_loss) else self.nonfinite_windows + 1
+        if self.nonfinite_windows >= NONFINITE_LOG_WINDOWS:
+            raise TrainingDiverged(
+                f"training diverged: total_loss is {total_loss} in {self.nonfinite_windows} log windows in a row "
+                f"(epoch {self.epoch + 1}, iter {self.iter + 1}); checkpoints saved before this are kept. Lower "
+                f"basic_lr_per_img, lengthen warmup_epochs, or train without --fp16")
 
     # ------------------------------------------------------------------ data stream
     def _start_stream(self) -> None:
