@@ -44,8 +44,6 @@ class DataPrefetcher:
 
 def _side_stream(policy):
     """A copy stream from the device layer when the policy prefetches on one, else None."""
-    if not policy.prefetch_stream:
-        return None
-    from yolox.utils import device
+    from yolox.utils.device import make_copy_stream
 
-    return device.make_copy_stream(policy)
+    return make_copy_stream(policy)
