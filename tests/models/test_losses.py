@@ -4,7 +4,6 @@ import math
 import subprocess
 import sys
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch

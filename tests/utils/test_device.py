@@ -12,7 +12,6 @@ from loguru import logger
 
 from yolox.utils import device as device_mod
 from yolox.utils.device import (
-    DevicePolicy,
     DeviceUnavailableError,
     MemoryBackend,
     build_policy,

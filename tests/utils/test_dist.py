@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 

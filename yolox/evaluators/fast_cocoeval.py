@@ -96,7 +96,6 @@ class FastCOCOeval(COCOeval):
         gt_ids = np.array([g["id"] for g in gts], dtype=float)
         crowd = np.array([bool(g["iscrowd"]) for g in gts], dtype=bool)
         area_index = np.arange(num_areas)[:, None]
-        threshold_index = np.arange(shape[1])[None, :]
         for d, dt in enumerate(dts):
             iou = ious[d][None, None, :]
             candidate = ((gt_matches == 0) | crowd) & (iou >= thresholds)
