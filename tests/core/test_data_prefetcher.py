@@ -59,3 +59,21 @@ def test_stream_path_uses_the_device_layer_copy_stream(monkeypatch):
     prefetcher = DataPrefetcher(batches(2), policy)
     images, _ = prefetcher.next()
     assert images is not None and stream.events == ["copy", ("hand_over", 2), "copy"]
+
+
+def test_label_padding_is_trimmed_without_changing_the_loss():
+    from yolox.data.data_prefetcher import trim_label_padding
+    from yolox.models.build import build_yolox, init_yolox
+
+    torch.manual_seed(0)
+    model = init_yolox(build_yolox(0.33, 0.25, num_classes=2, depthwise=True)).train()
+    images = torch.rand(2, 3, 64, 64) * 255
+    padded = torch.zeros(2, 120, 5)
+    padded[0, :3] = torch.tensor([[0, 20, 20, 16, 12], [1, 40, 30, 10, 20], [0, 50, 50, 8, 8]])
+    padded[1, :1] = torch.tensor([[1, 32, 32, 30, 24]])
+    trimmed = trim_label_padding(padded)
+    assert trimmed.shape == (2, 3, 5) and torch.equal(trimmed, padded[:, :3])
+    assert trim_label_padding(torch.zeros(2, 120, 5)).shape == (2, 1, 5)
+    with_padding, without = model(images, padded), model(images, trimmed)
+    for name, value in with_padding.items():
+        torch.testing.assert_close(without[name], value, rtol=1e-6, atol=1e-7, msg=name)

@@ -3,7 +3,7 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["DataPrefetcher"]
+__all__ = ["DataPrefetcher", "trim_label_padding"]
 
 Batch = Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]
 
@@ -28,6 +28,7 @@ class DataPrefetcher:
         except StopIteration:
             self._next = (None, None)
             return
+        targets = trim_label_padding(targets)
         if self.stream is None:
             self._next = (self.policy.to(images), self.policy.to(targets))
             return
@@ -40,6 +41,18 @@ class DataPrefetcher:
         batch = self._next
         self._preload()
         return batch
+
+
+def trim_label_padding(targets: torch.Tensor) -> torch.Tensor:
+    """Drop the all-zero label rows after the last real one in the batch ([B, max_labels, 5] host tensor).
+
+    The loss treats padding rows as absent, so the result is unchanged, but the label assignment works on
+    every row it is given: a crater exp pads to 1,000 rows for images that mostly hold tens. Done on the host
+    copy, before it moves, so no device synchronisation is needed.
+    """
+    rows_used = (targets.sum(dim=2) > 0).sum(dim=1)
+    keep = max(int(rows_used.max()), 1) if targets.shape[0] else targets.shape[1]
+    return targets[:, :keep]
 
 
 def _side_stream(policy):
