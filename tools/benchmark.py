@@ -205,7 +205,8 @@ def measure_loader(exp, args, settings: Settings, size: int) -> Dict:
     """Batches per second out of the training loader alone (workers, mosaic, mixup, collation, pinning)."""
     prepare_training_exp(exp, args, size)
     exp.device_policy = policy_for(args, settings)
-    loader = iter(exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache))
+    train_loader = exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache)
+    loader = iter(train_loader)
     for _ in range(args.warmup):
         next(loader)
     start = time.perf_counter()
@@ -213,7 +214,7 @@ def measure_loader(exp, args, settings: Settings, size: int) -> Dict:
         next(loader)
     sec = (time.perf_counter() - start) / args.iters
     return {"measure": "loader", "sec_per_iter": sec, "img_per_s": args.batch_size / sec, "peak_mem_mb": 0.0,
-            "workers": exp.data_num_workers, "cache": args.cache}
+            "workers": train_loader.num_workers, "cache": args.cache}
 
 
 def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
@@ -238,7 +239,8 @@ def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
     policy.synchronize()
     sec = (time.perf_counter() - start) / args.iters
     return {"measure": "trainer", "sec_per_iter": sec, "img_per_s": args.batch_size / sec,
-            "peak_mem_mb": policy.peak_memory() / 2**20, "workers": exp.data_num_workers, "cache": args.cache,
+            "peak_mem_mb": policy.peak_memory() / 2**20, "workers": trainer.train_loader.num_workers,
+            "cache": args.cache,
             "data_wait_s": trainer.meter["data_time"].global_avg, "last_size": trainer.input_size[0]}
 
 
