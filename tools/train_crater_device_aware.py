@@ -26,9 +26,9 @@ SYNTHETIC_SEED = 0
 WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{name}"
 # --demo: nano on small synthetic images, long enough to learn craters, short enough for a 2-core CPU.
 # Measured choices: from scratch, many small steps at a high per-image LR and no mosaic learn fastest.
-DEMO_SETTINGS = dict(input_size=(192, 192), test_size=(192, 192), random_size=(6, 6), max_epoch=30,
-                     warmup_epochs=1, no_aug_epochs=3, eval_interval=5, print_interval=8, mosaic_prob=0.0,
-                     basic_lr_per_img=0.08 / 64.0, min_lr_ratio=0.1, data_num_workers=1)
+DEMO_SETTINGS = dict(input_size=(192, 192), test_size=(192, 192), random_size=(6, 6), max_epoch=36,
+                     warmup_epochs=1, no_aug_epochs=3, eval_interval=6, print_interval=8, mosaic_prob=0.0,
+                     basic_lr_per_img=0.08 / 64.0, min_lr_ratio=0.1, data_num_workers=1, seed=0)
 DEMO_MAX_BATCH = 8
 DEMO_DATA = dict(num_train=128, num_val=32, img_size=192, min_radius=5.0, max_radius_fraction=0.22,
                  craters_per_image=(5, 20), terrain_relief=0.5)
@@ -297,6 +297,8 @@ def run_training(exp, args, policy=None) -> dict:
         policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(),
                               world_size=get_world_size(), cache_release_every=args.cache_release_every)
     exp.device_policy = policy
+    if exp.seed is not None:
+        policy.seed_everything(int(exp.seed))
     prepare_model(exp, args.grad_ckpt)
     trainer = make_trainer_class()(exp, args, policy)
     trainer.train()
@@ -347,6 +349,8 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
             logger.warning(f"-d {args.devices} ignored: one process on {policy.kind} "
                            f"({policy.reasons['dist_backend']})")
     exp.device_policy = policy
+    if exp.seed is not None:
+        policy.seed_everything(int(exp.seed))     # before the model is built: the same initial weights
     batch, decision = choose_batch(exp, args, policy, world_size)
     args.batch_size = batch
     log_plan(policy, batch, decision, exp, world_size)
