@@ -27,6 +27,7 @@ def test_cpu_run_writes_checkpoints_log_and_switches_to_no_aug(tiny_exp_file):
     log = open(os.path.join(out, "train_log.txt")).read()
     assert "device policy: device = cpu" in log
     assert "epoch: 1/2, iter: 2/3" in log and "ETA: " in log and "lr: " in log and "total_loss: " in log
+    assert " img/s, ETA: " in log
     assert "rss: " in log  # the CPU policy's memory line
     assert "--->No mosaic aug now!" in log and "Add additional L1 loss" in log
     assert trainer.model.head.use_l1 and trainer.exp.eval_interval == 1

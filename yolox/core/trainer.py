@@ -281,8 +281,9 @@ class Trainer:
         losses = {k: v.latest for k, v in self.meter.get_filtered_meter("loss").items()}
         loss_str = ", ".join(f"{k}: {v:.1f}" for k, v in losses.items())
         lr = self.meter["lr"].latest
+        img_per_s = self.per_rank_batch * self.world_size / max(self.meter["iter_time"].avg, 1e-9)
         logger.info(f"{progress_str}, {self.policy.memory_line()}, {time_str}, {loss_str}, lr: {lr:.3e}"
-                    f", size: {self.input_size[0]:d}, {eta_str}")
+                    f", size: {self.input_size[0]:d}, {img_per_s:.1f} img/s, {eta_str}")
         if self.metric_writer is not None:
             scalars = {"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}}
             self.metric_writer.add_scalars(scalars, self.progress_in_iter)
