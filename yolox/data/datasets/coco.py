@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 
 from ..dataloading import get_yolox_datadir
 from ..errors import DataError, DataFileNotFoundError
-from .datasets_wrapper import CacheDataset, cache_read_img
+from .datasets_wrapper import CacheDataset
 
 IMAGE_FIELDS_UNUSED = ("license", "coco_url", "date_captured", "flickr_url")
 
@@ -244,16 +244,6 @@ class COCODataset(CacheDataset):
                 "image; replace it or remove its entry from the annotations"
             )
         return img
-
-    def load_resized_img(self, index: int) -> np.ndarray:
-        img = self.load_image(index)
-        ratio = min(self.img_size[0] / img.shape[0], self.img_size[1] / img.shape[1])
-        size = (int(img.shape[1] * ratio), int(img.shape[0] * ratio))
-        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR).astype(np.uint8)
-
-    @cache_read_img(use_cache=True)
-    def read_img(self, index: int, use_cache: bool = True) -> np.ndarray:
-        return self.load_resized_img(index)
 
     def pull_item(self, index: int):
         res, img_info, _, _ = self.annotations[index]

@@ -9,6 +9,7 @@ from multiprocessing.pool import ThreadPool
 from numbers import Integral
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import psutil
 from loguru import logger
@@ -117,8 +118,8 @@ def cache_read_img(use_cache: bool = True) -> Callable:
 class CacheDataset(Dataset):
     """Dataset that can keep its resized images in RAM or as .npy files on disk.
 
-    Subclasses define `read_img(index, use_cache=True)` decorated with `cache_read_img`, and call
-    this constructor after their annotations are loaded.
+    Subclasses define `load_image(index)` and `img_size`, and call this constructor after their
+    annotations are loaded; `read_img` serves the resized image, from the cache when enabled.
     """
 
     def __init__(
@@ -216,5 +217,16 @@ class CacheDataset(Dataset):
         if partial_dir is not None:
             os.replace(partial_dir, self.cache_dir)
 
+    def load_image(self, index: int) -> np.ndarray:
+        raise NotImplementedError("a CacheDataset subclass must define load_image")
+
+    def load_resized_img(self, index: int) -> np.ndarray:
+        """The image scaled to fit `self.img_size` (no padding): what the cache stores."""
+        img = self.load_image(index)
+        ratio = min(self.img_size[0] / img.shape[0], self.img_size[1] / img.shape[1])
+        size = (int(img.shape[1] * ratio), int(img.shape[0] * ratio))
+        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR).astype(np.uint8)
+
+    @cache_read_img(use_cache=True)
     def read_img(self, index: int, use_cache: bool = True) -> np.ndarray:
-        raise NotImplementedError("a CacheDataset subclass must define read_img")
+        return self.load_resized_img(index)

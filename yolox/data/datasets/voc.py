@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError, DataFileNotFoundError
-from .datasets_wrapper import CacheDataset, cache_read_img
+from .datasets_wrapper import CacheDataset
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -120,16 +120,6 @@ class VOCDetection(CacheDataset):
                 raise DataFileNotFoundError(f"image {path} is missing: restore it or remove its id from the list")
             raise DataError(f"image {path} cannot be decoded: the file is corrupt; replace it")
         return img
-
-    def load_resized_img(self, index: int) -> np.ndarray:
-        img = self.load_image(index)
-        ratio = min(self.img_size[0] / img.shape[0], self.img_size[1] / img.shape[1])
-        size = (int(img.shape[1] * ratio), int(img.shape[0] * ratio))
-        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR).astype(np.uint8)
-
-    @cache_read_img(use_cache=True)
-    def read_img(self, index: int, use_cache: bool = True) -> np.ndarray:
-        return self.load_resized_img(index)
 
     def pull_item(self, index: int):
         res, img_info, _ = self.annotations[index]
