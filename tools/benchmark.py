@@ -41,10 +41,10 @@ PRESETS = {
               "cpu": Settings("plain", "fp32", False, False)},
     "fast": {"cuda": Settings("fast", "fp16", True, False),
              "mps": Settings("fast", "fp32", False, False),
-             "cpu": Settings("fast", "fp32", False, False)},
+             "cpu": Settings("fast", "fp32", True, False)},
     "compiled": {"cuda": Settings("compiled", "fp16", True, True),
                  "mps": Settings("compiled", "fp32", False, True),
-                 "cpu": Settings("compiled", "fp32", False, True)},
+                 "cpu": Settings("compiled", "fp32", True, True)},
 }
 
 

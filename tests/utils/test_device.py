@@ -96,7 +96,7 @@ EXPECTED_DEFAULTS = {
                 dist_backend=None, cudnn_benchmark=False, compile_allowed=False, channels_last=False,
                 cache_release_every=10, downcast_float64=True, mps_fallback=False),
     "cpu": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
-                dist_backend="gloo", cudnn_benchmark=False, compile_allowed=False, channels_last=False,
+                dist_backend="gloo", cudnn_benchmark=False, compile_allowed=False, channels_last=True,
                 cache_release_every=0, downcast_float64=False),
 }
 

@@ -667,7 +667,8 @@ def _decide_kernels(out: _Decisions, kind: str, compile: bool, channels_last: Op
         out.set("channels_last", True, "measured on one H100 (fp16 model step): yolox-s b64 530 -> 1004 img/s, "
                                        "yolox-m b16 213 -> 308 img/s against the contiguous layout")
     else:
-        out.set("channels_last", False, "CPU default pending measurement")
+        out.set("channels_last", True, "measured on a 2-core CPU (yolox-nano b8 at 416, 2 threads, one run): "
+                                       "0.763 -> 0.573 and 0.739 -> 0.620 s per training step")
 
 
 def _decide_cache(out: _Decisions, kind: str, every: Optional[int]) -> None:
