@@ -75,3 +75,20 @@ def test_spp_keeps_size_and_uses_activation_keyword():
     assert isinstance(spp.conv1.act, nn.LeakyReLU)
     assert spp.conv2.conv.in_channels == 8 * 4
     assert spp(torch.zeros(1, 16, 13, 13)).shape == (1, 8, 13, 13)
+
+
+def test_spp_cascade_equals_independent_pools_exactly():
+    from yolox.models.network_blocks import cascade_kernel_sizes
+
+    assert cascade_kernel_sizes((5, 9, 13)) == [5, 5, 5]
+    torch.manual_seed(0)
+    x = torch.randint(0, 7, (2, 3, 13, 11)).float()  # few distinct values: many ties, borders everywhere
+    current, cascaded = x, []
+    for size in cascade_kernel_sizes((5, 9, 13)):
+        current = torch.nn.functional.max_pool2d(current, size, stride=1, padding=size // 2)
+        cascaded.append(current)
+    direct = [torch.nn.functional.max_pool2d(x, k, stride=1, padding=k // 2) for k in (5, 9, 13)]
+    for got, want in zip(cascaded, direct):
+        assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="odd and increasing"):
+        cascade_kernel_sizes((9, 5))

@@ -1,5 +1,5 @@
 """Convolutional building blocks of YOLOX; attribute names define the state_dict keys."""
-from typing import Sequence
+from typing import List, Sequence
 
 import torch
 from torch import nn
@@ -136,13 +136,31 @@ class SPPBottleneck(nn.Module):
         super().__init__()
         hidden = in_channels // 2
         self.conv1 = BaseConv(in_channels, hidden, 1, stride=1, act=activation)
-        self.m = nn.ModuleList(nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernel_sizes)
+        self.m = nn.ModuleList(nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+                               for k in cascade_kernel_sizes(kernel_sizes))
         self.conv2 = BaseConv(hidden * (len(kernel_sizes) + 1), out_channels, 1, stride=1, act=activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
-        x = torch.cat([x] + [pool(x) for pool in self.m], dim=1)
-        return self.conv2(x)
+        pooled = [x]
+        for pool in self.m:  # each pool widens the previous one's window: 5, then 5 of 5 = 9, then 13
+            pooled.append(pool(pooled[-1]))
+        return self.conv2(torch.cat(pooled, dim=1))
+
+
+def cascade_kernel_sizes(kernel_sizes: Sequence[int]) -> List[int]:
+    """Stride-1 max-pool sizes that, applied one after another, give pools of `kernel_sizes`.
+
+    A k-pool of an m-pool is an (m + k - 1)-pool (padding is -inf, so borders agree too): (5, 9, 13) becomes
+    three 5-pools, a quarter of the comparisons for the same values.
+    """
+    steps, previous = [], 1
+    for size in kernel_sizes:
+        if size % 2 == 0 or size <= previous:
+            raise ValueError(f"SPP kernel sizes must be odd and increasing, got {tuple(kernel_sizes)}")
+        steps.append(size - previous + 1)
+        previous = size
+    return steps
 
 
 class CSPLayer(nn.Module):
