@@ -57,7 +57,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fp16", action="store_true",
                         help="mixed precision (on MPS only if a probe in a child process passes)")
     parser.add_argument("--grad-ckpt", action="store_true",
-                        help="activation checkpointing of backbone and neck: less memory, ~1/3 more compute")
+                        help="activation checkpointing of backbone and neck: less memory, their forward recomputed in backward")
     parser.add_argument("--cache-release-every", type=int, default=None,
                         help="iterations between device cache releases (default: the device policy's)")
     parser.add_argument("--mps-high-watermark", type=float, default=None,
