@@ -249,10 +249,3 @@ class COCODataset(CacheDataset):
         res, img_info, _, _ = self.annotations[index]
         img = self.read_img(index)
         return img, res.copy(), img_info, np.array([self.ids[index]])
-
-    @CacheDataset.mosaic_getitem
-    def __getitem__(self, index: int):
-        img, target, img_info, img_id = self.pull_item(index)
-        if self.preproc is not None:
-            img, target = self.preproc(img, target, self.input_dim)
-        return img, target, img_info, img_id

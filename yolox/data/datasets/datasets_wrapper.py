@@ -118,8 +118,9 @@ def cache_read_img(use_cache: bool = True) -> Callable:
 class CacheDataset(Dataset):
     """Dataset that can keep its resized images in RAM or as .npy files on disk.
 
-    Subclasses define `load_image(index)` and `img_size`, and call this constructor after their
-    annotations are loaded; `read_img` serves the resized image, from the cache when enabled.
+    Subclasses define `load_image(index)`, `pull_item(index)`, `img_size` and `preproc`, and call this
+    constructor after their annotations are loaded; `read_img` serves the resized image, from the cache
+    when enabled, and indexing returns the pulled item after `preproc`.
     """
 
     def __init__(
@@ -230,3 +231,14 @@ class CacheDataset(Dataset):
     @cache_read_img(use_cache=True)
     def read_img(self, index: int, use_cache: bool = True) -> np.ndarray:
         return self.load_resized_img(index)
+
+    def pull_item(self, index: int):
+        raise NotImplementedError("a CacheDataset subclass must define pull_item")
+
+    @Dataset.mosaic_getitem
+    def __getitem__(self, index: int):
+        """(image, target, img_info, img_id) after `self.preproc` (when set) at the current input size."""
+        img, target, img_info, img_id = self.pull_item(index)
+        if self.preproc is not None:
+            img, target = self.preproc(img, target, self.input_dim)
+        return img, target, img_info, img_id

@@ -124,10 +124,3 @@ class VOCDetection(CacheDataset):
     def pull_item(self, index: int):
         res, img_info, _ = self.annotations[index]
         return self.read_img(index), res.copy(), img_info, index
-
-    @CacheDataset.mosaic_getitem
-    def __getitem__(self, index: int):
-        img, target, img_info, img_id = self.pull_item(index)
-        if self.preproc is not None:
-            img, target = self.preproc(img, target, self.input_dim)
-        return img, target, img_info, img_id
