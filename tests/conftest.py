@@ -1,8 +1,11 @@
 """Shared test helpers: locating ../shared (reference fixtures and the THEMIS crater set)."""
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, List
 
 import pytest
+from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("YOLOX_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -24,3 +27,14 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def themis_dir() -> Path:
     return shared_path("datasets", "themis_mars")
+
+
+@contextmanager
+def loguru_messages(level: str) -> Iterator[List[str]]:
+    """Collect the messages loguru emits at `level` and above inside the block."""
+    messages: List[str] = []
+    sink_id = logger.add(lambda message: messages.append(message.record["message"]), level=level)
+    try:
+        yield messages
+    finally:
+        logger.remove(sink_id)

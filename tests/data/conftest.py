@@ -1,11 +1,10 @@
 import pytest
-from loguru import logger
+
+from tests.conftest import loguru_messages
 
 
 @pytest.fixture
 def log_lines():
     """Messages logged through loguru while the test runs."""
-    lines = []
-    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
-    yield lines
-    logger.remove(sink)
+    with loguru_messages("INFO") as lines:
+        yield lines

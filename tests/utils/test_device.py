@@ -10,6 +10,7 @@ import pytest
 import torch
 from loguru import logger
 
+from tests.conftest import loguru_messages
 from yolox.utils import device as device_mod
 from yolox.utils.device import (
     DeviceUnavailableError,
@@ -40,10 +41,8 @@ def no_cuda(monkeypatch):
 @pytest.fixture
 def warnings_seen():
     """Messages loguru emits at WARNING and above while the test runs."""
-    messages = []
-    sink_id = logger.add(lambda message: messages.append(message.record["message"]), level="WARNING")
-    yield messages
-    logger.remove(sink_id)
+    with loguru_messages("WARNING") as messages:
+        yield messages
 
 
 class FakeMemory(MemoryBackend):
