@@ -24,6 +24,7 @@ _EXPORTS = {
     "allreduce_norm": ["all_reduce", "all_reduce_norm"],
     "device": ["DeviceUnavailableError", "DevicePolicy", "build_policy", "select_device"],
     "mps_patch": ["patch_trainer_for_mps", "setup_mps_environment"],
+    "progress": ["Progress", "track"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
