@@ -28,7 +28,8 @@ setup(
         "psutil",
     ],
     extras_require={
-        "test": ["pytest"],
+        # the test extra brings every optional library, so CI runs the paths with them (absence is simulated)
+        "test": ["pytest", "matplotlib"],
         "plots": ["matplotlib"],
         "tensorboard": ["tensorboard"],
     },

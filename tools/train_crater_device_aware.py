@@ -260,12 +260,18 @@ def make_trainer_class():
 def save_plots(trainer, exp) -> List[str]:
     """Loss/AP curves and a grid of validation predictions, next to the run's checkpoints."""
     import numpy as np
+    from loguru import logger
 
+    from yolox.utils.optional import MissingExtra
     from yolox.utils.plots import history_to_series, save_prediction_grid, save_training_curves
 
-    written = [str(save_training_curves(history_to_series(trainer.loss_history, "iteration"),
-                                        history_to_series(trainer.ap_history, "epoch"),
-                                        os.path.join(trainer.file_name, "curves.png"), exp.exp_name))]
+    written = []
+    try:
+        written.append(str(save_training_curves(history_to_series(trainer.loss_history, "iteration"),
+                                                history_to_series(trainer.ap_history, "epoch"),
+                                                os.path.join(trainer.file_name, "curves.png"), exp.exp_name)))
+    except MissingExtra as missing:
+        logger.warning(f"curves.png skipped: {missing}")
     outputs = exp.last_eval_outputs or {}
     dataset = trainer.evaluator.dataloader.dataset
     images, predictions, truths = [], [], []

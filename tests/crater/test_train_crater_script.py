@@ -1,5 +1,6 @@
 """tools/train_crater_device_aware.py: a simulated-MPS run, the missing-weights error, argument handling."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,20 @@ def test_batch_argument_parsing():
         script.parse_batch("many")
     with pytest.raises(SystemExit, match="at least 1"):
         script.parse_batch("0")
+
+
+def test_plots_without_matplotlib_skip_the_curves_with_a_hint(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tests.conftest import loguru_messages
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an import of it now raises ImportError
+    dataset = SimpleNamespace(ids=[])
+    trainer = SimpleNamespace(loss_history=[{"iteration": 1, "total_loss": 3.0}], ap_history=[],
+                              file_name=str(tmp_path), evaluator=SimpleNamespace(
+                                  dataloader=SimpleNamespace(dataset=dataset)))
+    with loguru_messages("WARNING") as warnings:
+        written = load_script().save_plots(trainer, SimpleNamespace(exp_name="demo", last_eval_outputs={}))
+    assert written == []
+    assert warnings == ['curves.png skipped: the training-curves PNG needs matplotlib, which is not installed: '
+                        'pip install matplotlib  (or pip install -e ".[plots]")']

@@ -1,80 +1,64 @@
-"""PNG figures of a training run drawn with OpenCV: loss and AP curves, and a grid of predictions."""
+"""PNG figures of a training run: loss and AP curves (matplotlib), and a grid of predictions (OpenCV)."""
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from .optional import require
+
 Series = Tuple[Sequence[float], Sequence[float]]
 
-_COLOURS = [(180, 80, 20), (40, 140, 240), (60, 170, 60), (50, 50, 210), (160, 90, 160), (120, 120, 120)]
-_WHITE, _BLACK, _GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+_MARKERS_UP_TO = 50  # points per series; above that the markers would hide the line
 
 
-def _nice_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000 or abs(value) < 0.01:
-        return f"{value:.1e}"
-    return f"{value:.3g}"
+def _plot_series(axes, series: Mapping[str, Series], title: str, xlabel: str, ylabel: str) -> None:
+    """One panel: a line per named series of (xs, ys), integer x ticks, legend, grid."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(True, alpha=0.3)
+    drawn = 0
+    for name, (xs, ys) in series.items():
+        xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+        finite = np.isfinite(ys)
+        if finite.any():
+            marker = "o" if finite.sum() <= _MARKERS_UP_TO else None
+            axes.plot(xs[finite], ys[finite], marker=marker, markersize=3, linewidth=1.5, label=name)
+            drawn += 1
+    if drawn:
+        axes.legend(loc="best", fontsize="small")
+        _widen_narrow_x(axes)
+    else:
+        axes.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=axes.transAxes)
 
 
-def draw_line_chart(series: Mapping[str, Series], title: str, xlabel: str,
-                    size: Tuple[int, int] = (640, 400), y_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
-    """A BGR image of one chart: a line per named series of (xs, ys), with axes, ticks and legend."""
-    width, height = size
-    canvas = np.full((height, width, 3), _WHITE, np.uint8)
-    left, right, top, bottom = 70, 20, 40, 50
-    plot_w, plot_h = width - left - right, height - top - bottom
-    cv2.putText(canvas, title, (left, 25), _FONT, 0.6, _BLACK, 1, cv2.LINE_AA)
-    points = [(np.asarray(xs, np.float64), np.asarray(ys, np.float64)) for xs, ys in series.values()]
-    finite = [(xs[np.isfinite(ys)], ys[np.isfinite(ys)]) for xs, ys in points]
-    all_x = np.concatenate([xs for xs, _ in finite]) if finite else np.zeros(0)
-    all_y = np.concatenate([ys for _, ys in finite]) if finite else np.zeros(0)
-    if all_x.size == 0:
-        cv2.putText(canvas, "no data yet", (left + 10, top + plot_h // 2), _FONT, 0.6, _BLACK, 1, cv2.LINE_AA)
-        return canvas
-    x_lo, x_hi = float(all_x.min()), float(all_x.max())
-    y_lo, y_hi = y_range if y_range is not None else (float(all_y.min()), float(all_y.max()))
-    x_hi, y_hi = (x_hi if x_hi > x_lo else x_lo + 1.0), (y_hi if y_hi > y_lo else y_lo + 1.0)
-
-    def to_pixel(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        px = left + (xs - x_lo) / (x_hi - x_lo) * plot_w
-        py = top + plot_h - (np.clip(ys, y_lo, y_hi) - y_lo) / (y_hi - y_lo) * plot_h
-        return np.stack([px, py], axis=1).round().astype(np.int32)
-
-    for tick in range(5):
-        frac = tick / 4
-        y_pix = int(round(top + plot_h - frac * plot_h))
-        x_pix = int(round(left + frac * plot_w))
-        cv2.line(canvas, (left, y_pix), (left + plot_w, y_pix), _GRID, 1)
-        cv2.putText(canvas, _nice_number(y_lo + frac * (y_hi - y_lo)), (5, y_pix + 4), _FONT, 0.4, _BLACK, 1,
-                    cv2.LINE_AA)
-        cv2.putText(canvas, _nice_number(x_lo + frac * (x_hi - x_lo)), (x_pix - 15, top + plot_h + 18), _FONT,
-                    0.4, _BLACK, 1, cv2.LINE_AA)
-    cv2.rectangle(canvas, (left, top), (left + plot_w, top + plot_h), _BLACK, 1)
-    cv2.putText(canvas, xlabel, (left + plot_w // 2 - 20, height - 10), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
-    for index, (name, (xs, ys)) in enumerate(zip(series.keys(), finite)):
-        colour = _COLOURS[index % len(_COLOURS)]
-        pixels = to_pixel(xs, ys)
-        if len(pixels) > 1:
-            cv2.polylines(canvas, [pixels.reshape(-1, 1, 2)], False, colour, 2, cv2.LINE_AA)
-        for px, py in pixels if len(pixels) <= 50 else ():
-            cv2.circle(canvas, (int(px), int(py)), 3, colour, -1, cv2.LINE_AA)
-        legend_y = top + 18 + 18 * index
-        cv2.line(canvas, (left + plot_w - 150, legend_y - 4), (left + plot_w - 130, legend_y - 4), colour, 2)
-        cv2.putText(canvas, name, (left + plot_w - 125, legend_y), _FONT, 0.45, _BLACK, 1, cv2.LINE_AA)
-    return canvas
+def _widen_narrow_x(axes) -> None:
+    """Give a series spanning under two x units one unit of room each side, so its ticks stay integers."""
+    low, high = axes.dataLim.intervalx
+    if high - low < 2:
+        axes.set_xlim(low - 1, high + 1)
 
 
 def save_training_curves(loss_history: Mapping[str, Series], ap_history: Mapping[str, Series], path,
                          title: str = "") -> Path:
-    """Write one PNG: losses against iteration (left) and AP against epoch (right)."""
-    loss_chart = draw_line_chart(loss_history, f"{title} training loss".strip(), "iteration")
-    ap_chart = draw_line_chart(ap_history, f"{title} validation AP".strip(), "epoch", y_range=(0.0, 1.0))
-    return _write_png(np.hstack([loss_chart, ap_chart]), path)
+    """Write one PNG: losses against iteration (left) and AP against epoch (right); needs matplotlib."""
+    require("matplotlib", "plots", "the training-curves PNG")
+    from matplotlib.figure import Figure  # a bare Figure renders through Agg: no display, no global backend
+
+    figure = Figure(figsize=(12, 4.5), dpi=100, layout="constrained")
+    loss_axes, ap_axes = figure.subplots(1, 2)
+    _plot_series(loss_axes, loss_history, f"{title} training loss".strip(), "iteration", "loss")
+    _plot_series(ap_axes, ap_history, f"{title} validation AP".strip(), "epoch", "AP")
+    ap_axes.set_ylim(bottom=0.0)
+    path = _prepare(path)
+    figure.savefig(path)
+    return path
 
 
 def draw_detections(image: np.ndarray, predictions: np.ndarray, ground_truth: np.ndarray,
@@ -113,16 +97,21 @@ def save_prediction_grid(images: Sequence[np.ndarray], predictions: Sequence[np.
     return _write_png(grid, path)
 
 
-def _write_png(image: np.ndarray, path) -> Path:
+def _prepare(path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_png(image: np.ndarray, path) -> Path:
+    path = _prepare(path)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"could not write {path}: check that the folder is writable")
     return path
 
 
 def history_to_series(rows: Sequence[Dict[str, float]], x_key: str) -> Dict[str, Series]:
-    """Turn [{x_key: x, name: value, ...}, ...] into {name: (xs, ys)} for draw_line_chart."""
+    """Turn [{x_key: x, name: value, ...}, ...] into {name: (xs, ys)} for save_training_curves."""
     names = [key for key in (rows[0] if rows else {}) if key != x_key]
     return {name: ([row[x_key] for row in rows if name in row], [row[name] for row in rows if name in row])
             for name in names}
