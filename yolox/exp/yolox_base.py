@@ -73,6 +73,7 @@ class Exp(BaseExp):
         self.eval_max_dets = 100  # COCO maxDets of the reported AP
         self.device_policy = None  # yolox.utils.device.DevicePolicy, set by the trainer and tools
         self.data_format = "auto"  # "auto", "coco", "yolo" or "csv"
+        self.strict_data = False  # True: a bad image stops the run (default: the dataset check skips it)
 
     # ------------------------------------------------------------------ model
     def get_model(self) -> nn.Module:
@@ -101,7 +102,7 @@ class Exp(BaseExp):
 
         dataset = build_detection_dataset(self.resolved_data_dir(), split, img_size, preproc,
                                           data_format=self.data_format, json_file=json_file, name=name,
-                                          **kwargs)
+                                          strict=self.strict_data, **kwargs)
         check_num_classes(dataset, self.num_classes)
         return dataset
 

@@ -10,7 +10,6 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from loguru import logger
 from pycocotools.coco import COCO
@@ -18,6 +17,7 @@ from pycocotools.coco import COCO
 from ..dataloading import get_yolox_datadir
 from ..errors import DataError, DataFileNotFoundError
 from .datasets_wrapper import CacheDataset
+from .image_folder import read_image
 
 IMAGE_FIELDS_UNUSED = ("license", "coco_url", "date_captured", "flickr_url")
 
@@ -38,8 +38,11 @@ def read_annotation_json(path: str) -> dict:
         raise DataError(f"annotation file {path} is not UTF-8 text ({err.reason}): re-export it as JSON") from None
 
 
-def validate_coco_dict(data: dict, source: str) -> None:
-    """Check the structure a detection json needs; raise one line naming the bad entry and the fix."""
+def validate_coco_dict(data: dict, source: str, check_categories: bool = True) -> None:
+    """Check the structure a detection json needs; raise one line naming the bad entry and the fix.
+
+    With check_categories=False a box of an unknown category passes (the dataset check drops it).
+    """
     if not isinstance(data, dict):
         raise DataError(f"{source}: top level must be a JSON object with images/annotations/categories")
     for key in ("images", "categories"):
@@ -57,7 +60,7 @@ def validate_coco_dict(data: dict, source: str) -> None:
         if "id" not in ann:
             raise DataError(f"{source}: annotations[{pos}] has no 'id': give every annotation a unique id")
         ann.setdefault("iscrowd", 0)
-        if ann.get("category_id") not in category_ids:
+        if check_categories and ann.get("category_id") not in category_ids:
             raise DataError(
                 f"{source}: annotations[{pos}] (id {ann.get('id')}) has category_id {ann.get('category_id')!r}, "
                 f"which is not among the categories {sorted(category_ids)}: add the category or fix the annotation"
@@ -235,7 +238,7 @@ class COCODataset(CacheDataset):
 
     def load_image(self, index: int) -> np.ndarray:
         path = self.image_path(index)
-        img = cv2.imread(path)
+        img = read_image(path)
         if img is None:
             if not os.path.isfile(path):
                 raise DataFileNotFoundError(f"image {path} (image id {self.ids[index]}) is missing: restore the file")
@@ -246,6 +249,6 @@ class COCODataset(CacheDataset):
         return img
 
     def pull_item(self, index: int):
+        index, img = self.read_img_or_next(index)
         res, img_info, _, _ = self.annotations[index]
-        img = self.read_img(index)
         return img, res.copy(), img_info, np.array([self.ids[index]])

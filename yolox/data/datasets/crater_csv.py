@@ -19,7 +19,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DataError, DataFileNotFoundError
-from .image_folder import add_box, add_image, empty_coco, image_size, list_images
+from .image_folder import add_box, add_image, empty_coco, list_images, listed_image_size
 
 COLUMN_ALIASES = {
     "image": ("image", "file", "file_name", "filename", "image_name", "img"),
@@ -119,13 +119,11 @@ def load_csv_split(root: str, split: str) -> Tuple[dict, str]:
     data = empty_coco(names)
     image_ids = {}
     for file_name in list_images(images_dir):
-        height, width = image_size(os.path.join(images_dir, file_name))
+        height, width = listed_image_size(os.path.join(images_dir, file_name))
         image_ids[file_name] = add_image(data, file_name, height, width)
     for line_no, image, x, y, diameter, name in read_rows(path):
-        if image not in image_ids:
-            raise DataFileNotFoundError(
-                f"{path}:{line_no}: image {image!r} is not in {images_dir}: add the image or fix the name"
-            )
+        if image not in image_ids:  # a missing image: the dataset check names and skips it
+            image_ids[image] = add_image(data, image, 0, 0)
         if name not in class_index:
             raise DataError(f"{path}:{line_no}: class {name!r} is not listed in classes.txt: add it there")
         add_box(data, image_ids[image], class_index[name], x - diameter / 2, y - diameter / 2, diameter, diameter)

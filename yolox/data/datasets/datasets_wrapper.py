@@ -16,6 +16,9 @@ from loguru import logger
 from torch.utils.data import ConcatDataset as TorchConcatDataset
 from torch.utils.data import Dataset as TorchDataset
 
+from ..errors import DataError
+from .skipped_images import SkippedImages
+
 
 def reseed_item(sample_seed: int) -> None:
     """Seed Python `random` and NumPy for one item, so its augmentation depends only on the seed."""
@@ -139,6 +142,7 @@ class CacheDataset(Dataset):
         self.cache = cache
         self.cache_type = cache_type
         self.imgs = None
+        self.skipped = SkippedImages(num_imgs or 0)
         if cache and cache_type == "disk":
             self.cache_dir = os.path.join(data_dir, cache_dir_name)
             self.path_filename = path_filename
@@ -231,6 +235,20 @@ class CacheDataset(Dataset):
     @cache_read_img(use_cache=True)
     def read_img(self, index: int, use_cache: bool = True) -> np.ndarray:
         return self.load_resized_img(index)
+
+    def read_img_or_next(self, index: int) -> Tuple[int, np.ndarray]:
+        """(index read, resized image): an image that can no longer be read is skipped with a warning
+        naming it, and the next readable one in index order is served instead (the same in every worker)."""
+        for step in range(len(self)):
+            candidate = (index + step) % len(self)
+            if self.skipped.is_marked(candidate):
+                continue
+            try:
+                return candidate, self.read_img(candidate)
+            except DataError as error:
+                if self.skipped.mark(candidate):
+                    logger.warning(f"skipped for the rest of this run: {error}")
+        raise DataError(f"none of the {len(self)} images can be read any more: restore the dataset's files")
 
     def pull_item(self, index: int):
         raise NotImplementedError("a CacheDataset subclass must define pull_item")

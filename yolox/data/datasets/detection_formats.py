@@ -4,7 +4,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from ..errors import DataError, DataFileNotFoundError
 from .coco import COCODataset, read_annotation_json
-from .crater_csv import csv_class_names, csv_splits, load_csv_split
+from .crater_csv import csv_class_names, csv_splits, load_csv_split, split_csv
 from .yolo_txt import find_yaml, load_yolo_split, yolo_num_classes, yolo_splits
 
 FORMATS = ("coco", "yolo", "csv")
@@ -61,6 +61,31 @@ def available_splits(data_dir: str, data_format: str = "auto") -> List[str]:
             if os.path.isfile(os.path.join(annotations, coco_names(split, None, None)[0]))]
 
 
+def annotation_file(data_dir: str, split: str, data_format: str, json_file: Optional[str] = None) -> str:
+    """The file that describes `split`: the COCO json, the data.yaml or the split's CSV."""
+    if data_format == "yolo":
+        return find_yaml(data_dir)
+    if data_format == "csv":
+        return split_csv(data_dir, split) or os.path.join(data_dir, f"{split}.csv")
+    return os.path.join(data_dir, "annotations", coco_names(split, json_file, None)[0])
+
+
+def load_split_for_check(data_dir: str, split: str, data_format: str = "auto", json_file: Optional[str] = None,
+                         name: Optional[str] = None) -> Tuple[dict, str, str, str]:
+    """(COCO-format dict, image folder, source, check cache file) of one split in any format."""
+    from .dataset_check import cache_file_for
+
+    data_format = resolve_format(data_dir, data_format)
+    described_by = annotation_file(data_dir, split, data_format, json_file)
+    if data_format == "coco":
+        json_file, name = coco_names(split, json_file, name)
+        data, images_dir, source = read_annotation_json(described_by), os.path.join(data_dir, name), described_by
+    else:
+        data, images_dir = load_split_as_coco(data_dir, split, data_format)
+        source = f"{data_format} dataset {data_dir} ({split})"
+    return data, images_dir, source, cache_file_for(described_by, split)
+
+
 def build_detection_dataset(
     data_dir: str,
     split: str,
@@ -71,21 +96,23 @@ def build_detection_dataset(
     data_format: str = "auto",
     json_file: Optional[str] = None,
     name: Optional[str] = None,
+    strict: bool = False,
 ) -> COCODataset:
     """A COCODataset for `split` ('train', 'val', 'test') of a dataset in any supported format.
 
+    The split passes the dataset check first (yolox.data.datasets.dataset_check): bad images are
+    skipped, or with `strict` raise a one-line DataError; the result is the dataset's `data_check`.
     For COCO folders `json_file`/`name` default to instances_<split>2017.json and <split>2017.
     """
-    data_format = resolve_format(data_dir, data_format)
-    if data_format == "coco":
-        json_file, name = coco_names(split, json_file, name)
-        return COCODataset(data_dir, json_file=json_file, name=name, img_size=img_size, preproc=preproc,
-                           cache=cache, cache_type=cache_type)
-    data, images_dir = load_split_as_coco(data_dir, split, data_format)
-    image_root = os.path.relpath(images_dir, data_dir)
-    source = f"{data_format} dataset {data_dir} ({split})"
-    return COCODataset(data_dir, name=image_root, img_size=img_size, preproc=preproc, cache=cache,
-                       cache_type=cache_type, coco=data, source=source)
+    from .dataset_check import checked_split
+
+    data, images_dir, source, check = checked_split(data_dir, split, data_format, json_file, name, strict)
+    json_file, _ = coco_names(split, json_file, name)
+    dataset = COCODataset(data_dir, json_file=json_file, name=os.path.relpath(images_dir, data_dir),
+                          img_size=img_size, preproc=preproc, cache=cache, cache_type=cache_type, coco=data,
+                          source=source)
+    dataset.data_check = check
+    return dataset
 
 
 def count_classes(data_dir: str, data_format: str = "auto", json_file: Optional[str] = None) -> int:

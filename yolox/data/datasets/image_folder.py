@@ -1,8 +1,9 @@
 """Helpers shared by the folder-based annotation formats: image listing, sizes, COCO records."""
 import os
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
+import numpy as np
 
 from ..errors import DataError
 
@@ -10,12 +11,28 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # EXIF orientations that rotate by 90 degrees: OpenCV applies them when reading, so swap w and h
 EXIF_TRANSPOSED = (5, 6, 7, 8)
 EXIF_ORIENTATION_TAG = 0x0112
+JPEG_EOI = b"\xff\xd9"
+JPEG_TAIL_BYTES = 4096  # some writers append metadata after the end-of-image marker
 
 
 def list_images(folder: str) -> List[str]:
     """Image file names directly inside `folder`, sorted."""
     return sorted(f for f in os.listdir(folder)
                   if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
+
+
+def read_image(path: str) -> Optional[np.ndarray]:
+    """The BGR image as cv2.imread gives it; None when the file is missing, corrupt or a truncated JPEG
+    (which OpenCV would decode partly, filling the rest with grey)."""
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if raw.size == 0:
+        return None
+    if path.lower().endswith((".jpg", ".jpeg")) and JPEG_EOI not in raw[-JPEG_TAIL_BYTES:].tobytes():
+        return None
+    return cv2.imdecode(raw, cv2.IMREAD_COLOR)
 
 
 def image_size(path: str) -> Tuple[int, int]:
@@ -34,6 +51,14 @@ def image_size(path: str) -> Tuple[int, int]:
     if img is None:
         raise DataError(f"image {path} cannot be read: the file is corrupt or not an image; replace or remove it")
     return img.shape[0], img.shape[1]
+
+
+def listed_image_size(path: str) -> Tuple[int, int]:
+    """image_size, or (0, 0) for a file that cannot be read: the dataset check reports and skips it."""
+    try:
+        return image_size(path)
+    except DataError:
+        return 0, 0
 
 
 def empty_coco(class_names: List[str]) -> dict:

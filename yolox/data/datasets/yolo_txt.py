@@ -15,7 +15,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DataError, DataFileNotFoundError
-from .image_folder import add_box, add_image, empty_coco, image_size, list_images
+from .image_folder import add_box, add_image, empty_coco, list_images, listed_image_size
 
 YAML_NAMES = ("data.yaml", "data.yml")
 SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
@@ -131,7 +131,7 @@ def labels_folder(images_dir: str) -> str:
     return os.path.join(parent, "labels") if leaf == "images" else images_dir
 
 
-def parse_label_line(fields: List[str], where: str, num_classes: int) -> Tuple[int, float, float, float, float]:
+def parse_label_line(fields: List[str], where: str) -> Tuple[int, float, float, float, float]:
     """(class, cx, cy, w, h) normalised, from a box line or the bounding box of a polygon line."""
     polygon = len(fields) >= 7 and len(fields) % 2 == 1
     if len(fields) != 5 and not polygon:
@@ -143,11 +143,7 @@ def parse_label_line(fields: List[str], where: str, num_classes: int) -> Tuple[i
         raise DataError(f"{where}: non-numeric value in {' '.join(fields)!r}: fix the line") from None
     if not class_value.is_integer():
         raise DataError(f"{where}: class {fields[0]!r} is not a whole number: fix the line")
-    class_id = int(class_value)
-    if not 0 <= class_id < num_classes:
-        raise DataError(
-            f"{where}: class {class_id} is not among the {num_classes} classes of data.yaml: fix the label or names:"
-        )
+    class_id = int(class_value)  # one outside names: is dropped and named by the dataset check
     if polygon:
         xs, ys = values[0::2], values[1::2]
         return class_id, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)
@@ -165,7 +161,7 @@ def load_yolo_split(root: str, split: str) -> Tuple[dict, str]:
     labels_dir = labels_folder(images_dir)
     data = empty_coco(names)
     for file_name in list_images(images_dir):
-        height, width = image_size(os.path.join(images_dir, file_name))
+        height, width = listed_image_size(os.path.join(images_dir, file_name))
         image_id = add_image(data, file_name, height, width)
         label_path = os.path.join(labels_dir, os.path.splitext(file_name)[0] + ".txt")
         if not os.path.isfile(label_path):
@@ -175,7 +171,7 @@ def load_yolo_split(root: str, split: str) -> Tuple[dict, str]:
                 fields = line.split()
                 if not fields:
                     continue
-                class_id, cx, cy, w, h = parse_label_line(fields, f"{label_path}:{line_no}", len(names))
+                class_id, cx, cy, w, h = parse_label_line(fields, f"{label_path}:{line_no}")
                 add_box(data, image_id, class_id, (cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height)
     return data, images_dir
 
