@@ -29,8 +29,9 @@ setup(
     ],
     extras_require={
         # the test extra brings every optional library, so CI runs the paths with them (absence is simulated)
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "matplotlib", "faster-coco-eval", "tqdm"],
         "plots": ["matplotlib"],
+        "eval": ["faster-coco-eval"],
         "tensorboard": ["tensorboard"],
     },
 )

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from yolox.evaluators.fast_cocoeval import FastCOCOeval
+from yolox.evaluators.cocoeval_backend import cocoeval_class
 from yolox.evaluators.inference import gather_results, run_inference, timing_line
 from yolox.utils.dist import is_main_process, synchronize
 
@@ -119,12 +119,12 @@ class COCOEvaluator:
             info += "per class AR:\n" + table + "\n"
         return coco_eval.stats[0], coco_eval.stats[1], info
 
-    def _run_cocoeval(self, coco_gt, data_dict: List[dict]) -> FastCOCOeval:
+    def _run_cocoeval(self, coco_gt, data_dict: List[dict]):
         path = self._write_results(data_dict)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 coco_dt = coco_gt.loadRes(path)
-                coco_eval = FastCOCOeval(coco_gt, coco_dt, "bbox")
+                coco_eval = cocoeval_class()(coco_gt, coco_dt, "bbox")
                 coco_eval.params.maxDets = [1, 10, self.max_dets]
                 coco_eval.evaluate()
                 coco_eval.accumulate()
