@@ -1,12 +1,13 @@
 """The evaluators' shared inference pass: forward, optional decode, postprocess, timing, gathering."""
+import contextlib
+import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from loguru import logger
-
 from yolox.utils.boxes import postprocess
 from yolox.utils.dist import gather, is_main_process, synchronize, time_synchronized
+from yolox.utils.progress import Progress
 
 __all__ = ["run_inference", "gather_results", "timing_line"]
 
@@ -30,8 +31,10 @@ def run_inference(model, dataloader, collect: Callable, num_classes: int, confth
 
     inference_time = nms_time = 0.0
     n_batches = len(dataloader)
-    progress = _Progress(n_batches) if is_main_process() else None
-    with torch.no_grad():
+    # the real stderr: setup_logger routes sys.stderr into loguru, which is no terminal
+    progress = Progress(n_batches, desc="evaluating", unit="batch", stream=sys.__stderr__) \
+        if is_main_process() else None
+    with torch.no_grad(), progress or contextlib.nullcontext():
         for batch_index, (imgs, _, info_imgs, ids) in enumerate(dataloader):
             imgs = imgs.to(device=device, dtype=dtype, non_blocking=non_blocking)
             start = time.time()
@@ -47,7 +50,7 @@ def run_inference(model, dataloader, collect: Callable, num_classes: int, confth
                 nms_time += nms_end - infer_end
             collect(outputs, info_imgs, ids)
             if progress is not None:
-                progress.step(batch_index + 1)
+                progress.update()
     return inference_time, nms_time, max(n_batches - 1, 1)
 
 
@@ -89,20 +92,3 @@ def _load_trt_module(model, trt_file: str, test_size: Sequence[int], device: tor
     model_trt.load_state_dict(torch.load(trt_file, map_location=device, weights_only=True))
     model(torch.ones(1, 3, test_size[0], test_size[1], device=device, dtype=dtype))
     return model_trt
-
-
-class _Progress:
-    """Logs evaluation progress with an ETA, at most every `interval_s` seconds."""
-
-    def __init__(self, total: int, interval_s: float = 10.0) -> None:
-        self.total = total
-        self.interval_s = interval_s
-        self.start = self.last_log = time.time()
-
-    def step(self, done: int) -> None:
-        now = time.time()
-        if now - self.last_log < self.interval_s:
-            return
-        self.last_log = now
-        eta = (now - self.start) / done * (self.total - done)
-        logger.info(f"evaluating: {done}/{self.total} batches, ETA {eta:.0f}s")
