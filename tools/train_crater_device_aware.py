@@ -357,6 +357,7 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
     exp.device_policy = policy
     if exp.seed is not None:
         policy.seed_everything(int(exp.seed))     # before the model is built: the same initial weights
+    exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
     batch, decision = choose_batch(exp, args, policy, world_size)
     args.batch_size = batch
     log_plan(policy, batch, decision, exp, world_size)

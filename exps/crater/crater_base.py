@@ -39,7 +39,7 @@ class DihedralTransform:
 
 
 class CraterExp(Exp):
-    """One class ("crater"), up to 1000 boxes per image, augmentation for grey imagery."""
+    """One class ("crater"), caps per image from the data's densest image, augmentation for grey imagery."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,9 +49,10 @@ class CraterExp(Exp):
         self.num_classes_from_data = True
         self.depthwise = False
 
-        # a crater field can hold hundreds of craters; keep every label and every detection
-        self.max_labels = 1000
-        self.eval_max_dets = 1000
+        # a crater field can hold thousands of craters: label rows and detections per image follow the
+        # densest image of the data (Exp.label_cap); set numbers here to fix them instead
+        self.max_labels = None
+        self.eval_max_dets = None
 
         # grey images: HSV jitter would only add colour that orbital images never have
         self.hsv_prob = 0.0

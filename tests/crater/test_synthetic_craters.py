@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from yolox.data.datasets.synthetic_craters import CraterFieldConfig, generate_synthetic_craters, render_crater_field
+from yolox.data.datasets.synthetic_craters import (DENSE_FIELD, CraterFieldConfig, generate_synthetic_craters,
+                                                  render_crater_field)
 
 SMALL = dict(num_train=6, num_val=3, img_size=96)
 
@@ -86,3 +87,23 @@ def test_loads_through_the_crater_exp(tmp_path):
     assert len(dataset) == SMALL["num_val"] and dataset.class_ids == [1]
     image, _, info, _ = dataset[0]
     assert image.shape == (3, 96, 96) and tuple(info) == (96, 96)
+
+
+def test_dense_field_holds_a_thousand_small_craters_per_800px_image():
+    diameters, counts = [], []
+    for seed in range(2):
+        _, boxes = render_crater_field(np.random.default_rng(seed), CraterFieldConfig(**DENSE_FIELD))
+        counts.append(len(boxes))
+        diameters.append(np.maximum(boxes[:, 2], boxes[:, 3]))
+    diameters = np.concatenate(diameters)
+    assert all(1000 <= count <= 3000 for count in counts)
+    assert diameters.min() < 5 and 6 < np.median(diameters) < 12 and diameters.max() > 64
+
+
+def test_power_law_sizes_favour_small_craters_more_than_log_uniform():
+    def median_diameter(slope: float) -> float:
+        cfg = CraterFieldConfig(img_size=256, min_radius=1.5, craters_per_image=(300, 300), size_slope=slope)
+        _, boxes = render_crater_field(np.random.default_rng(0), cfg)
+        return float(np.median(np.maximum(boxes[:, 2], boxes[:, 3])))
+
+    assert median_diameter(2.0) < median_diameter(0.0)

@@ -2,7 +2,7 @@
 import inspect
 import os
 import random
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -69,8 +69,10 @@ class Exp(BaseExp):
         self.nmsthre = 0.65
 
         # ours (CONTRACTS.md)
-        self.max_labels = 120  # label rows per image out of the mosaic pipeline
-        self.eval_max_dets = 100  # COCO maxDets of the reported AP
+        # label rows per image out of the mosaic pipeline, and COCO maxDets of the reported AP;
+        # None: from the densest image of the data, with headroom (see label_cap)
+        self.max_labels: Optional[int] = 120
+        self.eval_max_dets: Optional[int] = 100
         self.device_policy = None  # yolox.utils.device.DevicePolicy, set by the trainer and tools
         self.data_format = "auto"  # "auto", "coco", "yolo" or "csv"
         self.strict_data = False  # True: a bad image stops the run (default: the dataset check skips it)
@@ -87,6 +89,28 @@ class Exp(BaseExp):
         return self.model
 
     # ------------------------------------------------------------------- data
+    def label_cap(self, name: str) -> int:
+        """exp.max_labels or exp.eval_max_dets; None is resolved from the densest image, once. Logged with why."""
+        from loguru import logger
+
+        from yolox.data.label_caps import densest_image_boxes, images_per_sample, resolve_cap
+
+        reasons = self.__dict__.setdefault("_label_cap_reasons", {})
+        if name not in reasons:
+            value, reasons[name] = resolve_cap(
+                name, getattr(self, name),
+                lambda split: densest_image_boxes(self.resolved_data_dir(), split, self.data_format),
+                images_per_sample(self.mosaic_prob, self.enable_mixup, self.mixup_prob))
+            setattr(self, name, value)
+            logger.info(f"label caps: {name} = {value}  ({reasons[name]})")
+        return getattr(self, name)
+
+    def label_caps(self) -> Dict[str, int]:
+        """Both caps, resolved (see label_cap)."""
+        from yolox.data.label_caps import CAP_NAMES
+
+        return {name: self.label_cap(name) for name in CAP_NAMES}
+
     def resolved_data_dir(self) -> str:
         from yolox.data.dataloading import get_yolox_datadir
 
@@ -141,7 +165,7 @@ class Exp(BaseExp):
             dataset=images,
             img_size=self.input_size,
             mosaic=not no_aug,
-            preproc=TrainTransform(max_labels=self.max_labels, flip_prob=self.flip_prob,
+            preproc=TrainTransform(max_labels=self.label_cap("max_labels"), flip_prob=self.flip_prob,
                                    hsv_prob=self.hsv_prob),
             degrees=self.degrees,
             translate=self.translate,
@@ -255,7 +279,7 @@ class Exp(BaseExp):
             nmsthre=self.nmsthre,
             num_classes=self.num_classes,
             testdev=testdev,
-            max_dets=self.eval_max_dets,
+            max_dets=self.label_cap("eval_max_dets"),
         )
 
     def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False):

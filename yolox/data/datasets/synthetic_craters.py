@@ -14,6 +14,10 @@ import cv2
 import numpy as np
 
 CRATER_CATEGORY = {"id": 1, "name": "crater", "supercategory": "crater"}
+# A dense field, as on high-resolution images of old surfaces: 1,000 to 3,000 craters per 800 px image,
+# diameters from about 3 px (a power law, median 8 to 10 px) up to 128 px: generate_synthetic_craters(**DENSE_FIELD).
+DENSE_FIELD = dict(img_size=800, min_radius=1.5, max_radius_fraction=0.08, craters_per_image=(1000, 3000),
+                   size_slope=1.2)
 SPLITS = (("train2017", "instances_train2017.json"), ("val2017", "instances_val2017.json"))
 
 
@@ -28,6 +32,7 @@ class CraterFieldConfig:
     max_overlap: float = 0.5              # centre distance must exceed this x (r1 + r2)
     noise_sigma: float = 4.0              # sensor noise, grey levels
     terrain_relief: float = 1.0           # height scale of the background terrain (0 = flat plain)
+    size_slope: float = 0.0               # 0: log-uniform radii; b > 0: power law N(>r) ~ r^-b
 
 
 def _terrain_height(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -41,25 +46,36 @@ def _terrain_height(rng: np.random.Generator, size: int) -> np.ndarray:
     return height
 
 
+def _draw_radii(rng: np.random.Generator, cfg: CraterFieldConfig, count: int, max_radius: float) -> np.ndarray:
+    """Rim radii: log-uniform (size_slope 0), else a power law N(>r) ~ r^-size_slope, as crater counts follow."""
+    low, high = np.log(cfg.min_radius), np.log(max_radius)
+    if cfg.size_slope == 0:
+        return np.exp(rng.uniform(low, high, size=count))
+    # inverse CDF of the power law truncated to [min_radius, max_radius]
+    slope = cfg.size_slope
+    tail = 1.0 - np.exp(-slope * (high - low))
+    return cfg.min_radius * (1.0 - rng.uniform(0.0, 1.0, size=count) * tail) ** (-1.0 / slope)
+
+
 def _place_craters(rng: np.random.Generator, cfg: CraterFieldConfig) -> np.ndarray:
-    """Centres and rim radii [k, 3] (cx, cy, r); radii log-uniform so small craters dominate."""
+    """Centres and rim radii [k, 3] (cx, cy, r); small craters dominate (see size_slope)."""
     max_radius = max(cfg.min_radius + 1.0, cfg.max_radius_fraction * cfg.img_size)
     wanted = int(rng.integers(cfg.craters_per_image[0], cfg.craters_per_image[1] + 1))
-    radii = np.exp(rng.uniform(np.log(cfg.min_radius), np.log(max_radius), size=wanted * 3))
+    radii = _draw_radii(rng, cfg, wanted * 3, max_radius)
     centres = rng.uniform(0, cfg.img_size, size=(wanted * 3, 2))
-    kept: List[np.ndarray] = []
+    kept = np.empty((wanted, 3))
+    count = 0
     # Largest first so that small craters land on and around big ones, as on real surfaces.
     for idx in np.argsort(-radii):
-        candidate = np.array([centres[idx, 0], centres[idx, 1], radii[idx]])
-        if kept:
-            placed = np.asarray(kept)
-            dist = np.hypot(placed[:, 0] - candidate[0], placed[:, 1] - candidate[1])
-            if np.any(dist < cfg.max_overlap * (placed[:, 2] + candidate[2])):
-                continue
-        kept.append(candidate)
-        if len(kept) == wanted:
+        placed = kept[:count]
+        dist = np.hypot(placed[:, 0] - centres[idx, 0], placed[:, 1] - centres[idx, 1])
+        if np.any(dist < cfg.max_overlap * (placed[:, 2] + radii[idx])):
+            continue
+        kept[count] = (centres[idx, 0], centres[idx, 1], radii[idx])
+        count += 1
+        if count == wanted:
             break
-    return np.asarray(kept, np.float64).reshape(-1, 3)
+    return kept[:count]
 
 
 def _add_crater(height: np.ndarray, cx: float, cy: float, radius: float, rim: float, depth: float) -> None:
@@ -133,7 +149,7 @@ def _write_split(out_dir: Path, folder: str, ann_file: str, num_images: int, spl
 def generate_synthetic_craters(out_dir, num_train: int = 160, num_val: int = 40, img_size: int = 256,
                                seed: int = 0, min_radius: float = 4.0, max_radius_fraction: float = 0.18,
                                craters_per_image: Tuple[int, int] = (6, 30),
-                               terrain_relief: float = 1.0) -> Dict[str, int]:
+                               terrain_relief: float = 1.0, size_slope: float = 0.0) -> Dict[str, int]:
     """Write a COCO-layout crater set under `out_dir`; the same arguments give identical bytes.
 
     Returns the number of images and boxes written per split.
@@ -141,7 +157,8 @@ def generate_synthetic_craters(out_dir, num_train: int = 160, num_val: int = 40,
     if img_size < 32:
         raise ValueError(f"img_size {img_size} is too small for crater fields: use 32 or more")
     cfg = CraterFieldConfig(img_size=img_size, min_radius=min_radius, max_radius_fraction=max_radius_fraction,
-                            craters_per_image=tuple(craters_per_image), terrain_relief=terrain_relief)
+                            craters_per_image=tuple(craters_per_image), terrain_relief=terrain_relief,
+                            size_slope=size_slope)
     out_dir = Path(out_dir)
     (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
     counts = {}
