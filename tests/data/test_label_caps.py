@@ -52,7 +52,7 @@ def test_images_per_sample_counts_mosaic_tiles_and_mixup():
     assert images_per_sample(1.0, True, 0.0) == 4
 
 
-def test_densest_image_boxes_counts_the_annotations(tmp_path):
+def test_densest_image_boxes_is_the_densest_annotated_image(tmp_path):
     generate_synthetic_craters(tmp_path, num_train=4, num_val=2, img_size=64, seed=1, craters_per_image=(3, 12))
     for split in ("train", "val"):
         coco = json.loads((tmp_path / "annotations" / f"instances_{split}2017.json").read_text())

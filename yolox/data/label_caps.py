@@ -4,7 +4,6 @@ A cap below the densest image silently drops boxes (training) or caps recall (ev
 defaults to the densest image of its split with headroom. An exp that sets a cap keeps its value.
 """
 import math
-from collections import Counter
 from typing import Callable, Optional, Tuple
 
 HEADROOM = 1.25
@@ -16,12 +15,10 @@ CAP_NAMES = ("max_labels", "eval_max_dets")
 
 
 def densest_image_boxes(data_dir: str, split: str, data_format: str = "auto") -> int:
-    """Most boxes in one image of a split, counted from its annotations (0 when it has none)."""
-    from yolox.data.datasets import load_split_as_coco
+    """Boxes kept in the densest usable image of a split, from the dataset check (cached beside the data)."""
+    from yolox.data.datasets.dataset_check import check_split
 
-    data, _ = load_split_as_coco(data_dir, split, data_format)
-    per_image = Counter(ann["image_id"] for ann in data.get("annotations", []))
-    return max(per_image.values(), default=0)
+    return check_split(data_dir, split, data_format).max_boxes_per_image
 
 
 def images_per_sample(mosaic_prob: float, enable_mixup: bool, mixup_prob: float) -> int:
