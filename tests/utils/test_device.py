@@ -154,8 +154,8 @@ def test_cuda_bf16_needs_no_scaler(no_cuda):
 
 def test_cuda_bf16_unsupported_falls_back_to_fp16_with_warning(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    decisions = device_mod._Decisions()
-    device_mod._decide_amp_cuda(decisions, torch.device("cuda", 0), fp16=False, bf16=True)
+    decisions = device_mod.decisions._Decisions()
+    device_mod.decisions._decide_amp_cuda(decisions, torch.device("cuda", 0), fp16=False, bf16=True)
     assert decisions.values == {"amp_dtype": torch.float16, "grad_scaler": True}
     assert len(decisions.warnings) == 1 and "bf16" in decisions.warnings[0]
 
@@ -439,7 +439,7 @@ def test_select_cuda_index_out_of_range(monkeypatch):
 def test_cuda_rank_picks_its_gpu(monkeypatch):
     fake_gpus(monkeypatch, 2)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    monkeypatch.setattr(device_mod, "memory_backend_for", lambda device: FakeMemory())
+    monkeypatch.setattr(device_mod.decisions, "memory_backend_for", lambda device: FakeMemory())
     assert build_policy("cuda", local_rank=1, world_size=2).device == torch.device("cuda", 1)
     with pytest.raises(DeviceUnavailableError, match="out of range"):
         build_policy("cuda", local_rank=2, world_size=3)
@@ -532,7 +532,7 @@ def test_copy_stream_only_for_cuda_tensors(no_cuda):
 
 def test_copy_stream_hands_over_to_the_compute_stream(monkeypatch):
     fake_gpus(monkeypatch, 1)
-    monkeypatch.setattr(device_mod, "memory_backend_for", lambda device: FakeMemory())
+    monkeypatch.setattr(device_mod.decisions, "memory_backend_for", lambda device: FakeMemory())
     waited = []
 
     class FakeStream:
