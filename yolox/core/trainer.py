@@ -18,6 +18,7 @@ from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchroni
 from yolox.utils.ema import ModelEMA, unwrap_model
 from yolox.utils.logger import build_metric_writer, setup_logger
 from yolox.utils.metric import MeterBuffer
+from yolox.utils.progress import terminal_bar
 
 __all__ = ["Trainer", "TrainingOutOfMemory"]
 
@@ -70,6 +71,7 @@ class Trainer:
         self.args = args
         self.world_size = get_world_size()
         self.rank = get_rank()
+        self.epoch_bar = None
         self.local_rank = get_local_rank()
         self.is_distributed = self.world_size > 1
         if policy is None:
@@ -238,6 +240,9 @@ class Trainer:
 
     def before_epoch(self) -> None:
         logger.info(f"---> start train epoch{self.epoch + 1}")
+        # a bar on a terminal; the log lines of _log_progress serve every other output
+        self.epoch_bar = terminal_bar(self.max_iter, desc=f"epoch {self.epoch + 1}/{self.max_epoch}") \
+            if self.rank == 0 else None
         self.epoch_start_samples = self.samples_seen
         switch_epoch = self.epoch + 1 == self.max_epoch - self.exp.no_aug_epochs
         if not (switch_epoch or self.no_aug):
@@ -255,6 +260,8 @@ class Trainer:
             self.save_ckpt(ckpt_name="last_mosaic_epoch")
 
     def after_epoch(self) -> None:
+        if self.epoch_bar is not None:
+            self.epoch_bar.close()
         self.save_ckpt(ckpt_name="latest")
         if (self.epoch + 1) % self.exp.eval_interval == 0:
             all_reduce_norm(self.model)
@@ -264,6 +271,8 @@ class Trainer:
         pass
 
     def after_iter(self) -> None:
+        if self.epoch_bar is not None:
+            self.epoch_bar.update()
         if (self.iter + 1) % self.exp.print_interval == 0:
             self._log_progress()
         if (self.progress_in_iter + 1) % 10 == 0:

@@ -58,6 +58,13 @@ def redirect_sys_output(level: str = "INFO") -> None:
         sys.stderr = StreamToLoguru(sys.stderr, level)
 
 
+def _stderr_sink():
+    """The real stderr; on a terminal with tqdm, written through tqdm so progress bars stay intact."""
+    from yolox.utils.progress import terminal_bar_possible, terminal_sink
+
+    return terminal_sink if terminal_bar_possible() else sys.__stderr__
+
+
 def setup_logger(save_dir: str, distributed_rank: int = 0, filename: str = "log.txt",
                  mode: str = "a") -> None:
     """Rank 0 logs to stderr and to <save_dir>/<filename>; other ranks log warnings and errors only."""
@@ -66,7 +73,8 @@ def setup_logger(save_dir: str, distributed_rank: int = 0, filename: str = "log.
     if mode == "o" and os.path.exists(save_file):
         os.remove(save_file)
     if distributed_rank == 0:
-        logger.add(sys.__stderr__, format=LOG_FORMAT, level="INFO", enqueue=False)
+        logger.add(_stderr_sink(), format=LOG_FORMAT, level="INFO", enqueue=False,
+                   colorize=bool(sys.__stderr__.isatty()))
         logger.add(save_file, format=LOG_FORMAT, level="INFO", mode="a" if mode == "o" else mode)
     else:
         logger.add(sys.__stderr__, format=LOG_FORMAT, level="WARNING", enqueue=False)

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Optional, TextIO, TypeVar
 
 from loguru import logger
 
-__all__ = ["Progress", "track", "format_duration"]
+__all__ = ["Progress", "track", "format_duration", "terminal_bar", "terminal_bar_possible", "terminal_sink"]
 
 T = TypeVar("T")
 
@@ -144,3 +144,24 @@ def track(iterable: Iterable[T], total: Optional[int] = None, desc: str = "", un
         for item in iterable:
             yield item
             progress.update(1)
+
+
+def terminal_bar_possible() -> bool:
+    """True when the real stderr is a terminal and tqdm is installed."""
+    return _is_terminal(sys.__stderr__) and _tqdm_class() is not None
+
+
+def terminal_bar(total: Optional[int], desc: str = "", unit: str = "it") -> Optional[Progress]:
+    """A bar on the real stderr when it is a terminal and tqdm is installed, else None.
+
+    For loops that already log their own lines (the trainer): they get a bar on a terminal and nothing
+    more anywhere else.
+    """
+    if not terminal_bar_possible():
+        return None
+    return Progress(total=total, desc=desc, unit=unit, stream=sys.__stderr__, bar=True)
+
+
+def terminal_sink(message: str) -> None:
+    """Loguru sink for a terminal: lines go through tqdm.write, so a live bar stays below them intact."""
+    _tqdm_class().write(message, file=sys.__stderr__, end="")
