@@ -118,6 +118,7 @@ def test_ground_truth_scores_one(coco_gt):
     assert summary.startswith("Average forward time: ")
     assert "maxDets=100" in summary and "per class AP:" in summary and "per class AR:" in summary
     assert "| crater | 100.000 |" in summary.replace("  ", " ").replace("  ", " ")
+    assert "recall by diameter (IoU 0.5, up to 100 detections per image)" in summary
     assert len(outputs) == sum(1 for dets in detections if dets)
 
 

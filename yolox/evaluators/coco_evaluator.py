@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from yolox.evaluators.cocoeval_backend import cocoeval_class
 from yolox.evaluators.inference import gather_results, run_inference, timing_line
+from yolox.evaluators.recall_by_size import recall_by_diameter, recall_table
 from yolox.utils.dist import is_main_process, synchronize
 
 __all__ = ["COCOEvaluator", "per_class_table"]
@@ -110,6 +111,8 @@ class COCOEvaluator:
         coco_eval = self._run_cocoeval(coco_gt, data_dict)
         coco_eval.stats, summary = summarize(coco_eval)
         info += summary
+        info += (f"recall by diameter (IoU 0.5, up to {self.max_dets} detections per image):\n"
+                 + recall_table(recall_by_diameter(coco_gt, data_dict, self.max_dets)) + "\n")
         class_names = [coco_gt.cats[cat_id]["name"] for cat_id in sorted(coco_gt.cats)]
         if self.per_class_AP:
             table = per_class_table(_per_class_mean(coco_eval.eval["precision"], axis=2), class_names, "AP")
