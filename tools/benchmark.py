@@ -70,6 +70,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None, help="trainer/loader measurement: loader workers")
     parser.add_argument("--cache", default=None, choices=["ram", "disk"],
                         help="trainer/loader measurement: cache decoded images (like tools/train.py --cache)")
+    parser.add_argument("--augment", default="exp", choices=["exp", "device", "worker"],
+                        help="trainer/loader measurement: device = batched augmentation after the prefetcher "
+                             "(exp.device_augment=True), worker = per-image numpy pipeline in the loader workers, "
+                             "exp = the exp's setting")
     parser.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
     return parser.parse_args(argv)
 
@@ -197,24 +201,31 @@ def prepare_training_exp(exp, args, size: int) -> None:
     exp.output_dir = tempfile.mkdtemp(prefix="yolox_bench_")
     if args.workers is not None:
         exp.data_num_workers = args.workers
+    if args.augment != "exp":
+        exp.device_augment = args.augment == "device"
     if args.cache:
         exp.dataset = exp.get_dataset(cache=True, cache_type=args.cache)
 
 
 def measure_loader(exp, args, settings: Settings, size: int) -> Dict:
-    """Batches per second out of the training loader alone (workers, mosaic, mixup, collation, pinning)."""
+    """Batches per second out of the training loader and prefetcher alone (workers, augmentation wherever
+    the exp puts it, collation, pinning, the copy to the device)."""
+    from yolox.data.data_prefetcher import DataPrefetcher
+
     prepare_training_exp(exp, args, size)
-    exp.device_policy = policy_for(args, settings)
+    policy = exp.device_policy = policy_for(args, settings)
     train_loader = exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache)
-    loader = iter(train_loader)
+    prefetcher = DataPrefetcher(train_loader, policy)
     for _ in range(args.warmup):
-        next(loader)
+        prefetcher.next()
+    policy.synchronize()
     start = time.perf_counter()
     for _ in range(args.iters):
-        next(loader)
+        prefetcher.next()
+    policy.synchronize()
     sec = (time.perf_counter() - start) / args.iters
     return {"measure": "loader", "sec_per_iter": sec, "img_per_s": args.batch_size / sec, "peak_mem_mb": 0.0,
-            "workers": train_loader.num_workers, "cache": args.cache}
+            "workers": train_loader.num_workers, "cache": args.cache, "device_augment": bool(exp.device_augment)}
 
 
 def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
@@ -240,7 +251,7 @@ def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
     sec = (time.perf_counter() - start) / args.iters
     return {"measure": "trainer", "sec_per_iter": sec, "img_per_s": args.batch_size / sec,
             "peak_mem_mb": policy.peak_memory() / 2**20, "workers": trainer.train_loader.num_workers,
-            "cache": args.cache,
+            "cache": args.cache, "device_augment": bool(exp.device_augment),
             "data_wait_s": trainer.meter["data_time"].global_avg, "last_size": trainer.input_size[0]}
 
 

@@ -93,8 +93,16 @@ class CraterExp(Exp):
                         cache_img: Optional[str] = None, start: int = 0):
         loader = super().get_data_loader(batch_size, is_distributed, no_aug=no_aug, cache_img=cache_img,
                                          start=start)
-        loader.dataset.preproc = DihedralTransform(loader.dataset.preproc, self.vflip_prob, self.transpose_prob)
+        if loader.batch_transform is None:  # with device_augment the batch config carries the flips
+            loader.dataset.preproc = DihedralTransform(loader.dataset.preproc, self.vflip_prob, self.transpose_prob)
         return loader
+
+    def batch_augment_config(self):
+        """The base config plus the vertical flip and quarter turn."""
+        from dataclasses import replace
+
+        return replace(super().batch_augment_config(), vflip_prob=self.vflip_prob,
+                       transpose_prob=self.transpose_prob)
 
     def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False):
         eval_batch = self.eval_batch_size if self.eval_batch_size else 2 * batch_size

@@ -178,3 +178,15 @@ def test_a_diverged_run_stops_with_a_clear_message(tiny_exp_file, monkeypatch):
     with pytest.raises(TrainingDiverged, match="total_loss is nan in 3 log windows in a row .* basic_lr_per_img"):
         trainer.train()
     assert trainer.progress_in_iter == 6  # stopped at the third non-finite window, not at the end of the run
+
+
+def test_device_augment_trains_through_the_no_aug_switch(tiny_exp_file):
+    exp = get_exp(str(tiny_exp_file))
+    exp.device_augment = True
+    trainer = Trainer(exp, train_args(), policy=build_policy("cpu"))
+    trainer.train()
+    assert trainer.train_loader.batch_transform is not None and trainer.mosaic_closed
+    assert not trainer.train_loader.batch_sampler.mosaic  # the rebuilt loader ships mosaic off in its meta
+    log = open(os.path.join(trainer.file_name, "train_log.txt")).read()
+    assert "--->No mosaic aug now!" in log and "total_loss: nan" not in log
+    assert trainer.samples_seen == 24

@@ -68,18 +68,23 @@ def mirror(image: np.ndarray, boxes: np.ndarray, prob: float = 0.5) -> Tuple[np.
     return image, boxes
 
 
-def get_aug_params(value: AugValue, center: float = 0) -> float:
-    """Draw U(center - v, center + v) for a number v, or U(a, b) for a pair (a, b)."""
+def aug_range(value: AugValue, center: float = 0) -> Tuple[float, float]:
+    """(low, high) of the draw: (center - v, center + v) for a number v, or (a, b) for a pair (a, b)."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return random.uniform(center - value, center + value)
+        return center - value, center + value
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(
         isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
     ):
-        return random.uniform(value[0], value[1])
+        return value[0], value[1]
     raise DataError(
         f"augmentation parameter must be a number or a (min, max) pair of numbers, got {value!r}: "
         "fix degrees/translate/shear/mosaic_scale/mixup_scale in your exp"
     )
+
+
+def get_aug_params(value: AugValue, center: float = 0) -> float:
+    """Draw U(center - v, center + v) for a number v, or U(a, b) for a pair (a, b)."""
+    return random.uniform(*aug_range(value, center))
 
 
 def get_affine_matrix(

@@ -12,28 +12,38 @@ class DataPrefetcher:
     """Wraps a training loader; `next()` returns (images, targets) on the device, None at the end.
 
     The following batch is fetched (and, when the policy asks for a side stream, copied on it)
-    while the caller works on the current one. img_info and ids are dropped.
+    while the caller works on the current one. img_info and ids are dropped. A loader with a
+    `batch_transform` (batched augmentation) ships uint8 items; the transform runs on the moved batch,
+    on the side stream when there is one.
     """
 
     def __init__(self, loader, policy):
         self.loader = iter(loader)
         self.policy = policy
         self.stream = _side_stream(policy)
+        self.transform = getattr(loader, "batch_transform", None)
         self._next: Batch = (None, None)
         self._preload()
 
     def _preload(self) -> None:
         try:
-            images, targets = next(self.loader)[:2]
+            batch = next(self.loader)
         except StopIteration:
             self._next = (None, None)
             return
-        targets = trim_label_padding(targets)
+        if self.transform is None:
+            batch = (batch[0], trim_label_padding(batch[1]))
         if self.stream is None:
-            self._next = (self.policy.to(images), self.policy.to(targets))
+            self._next = self._move(batch)
             return
         with self.stream.context():
-            self._next = (self.policy.to(images), self.policy.to(targets))
+            self._next = self._move(batch)
+
+    def _move(self, batch) -> Batch:
+        images, targets = self.policy.to(batch[0]), self.policy.to(batch[1])
+        if self.transform is None:
+            return images, targets
+        return self.transform(images, targets, batch[2])
 
     def next(self) -> Batch:
         if self.stream is not None:

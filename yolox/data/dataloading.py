@@ -55,7 +55,12 @@ class DataLoader(TorchDataLoader):
     """torch DataLoader whose batch sampler's mosaic flag can be turned off for the last epochs.
 
     Bad dataset input raised in a worker surfaces as its one-line DataError, not a worker traceback.
+    `batch_transform` (e.g. a BatchAugment) is what the prefetcher applies to each batch after moving it.
     """
+
+    def __init__(self, *args, batch_transform=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_transform = batch_transform
 
     def __iter__(self):
         return CleanErrorIterator(super().__iter__())

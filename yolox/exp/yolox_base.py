@@ -76,6 +76,10 @@ class Exp(BaseExp):
         self.device_policy = None  # yolox.utils.device.DevicePolicy, set by the trainer and tools
         self.data_format = "auto"  # "auto", "coco", "yolo" or "csv"
         self.strict_data = False  # True: a bad image stops the run (default: the dataset check skips it)
+        # True: loader workers only read and letterbox (uint8); mosaic, affine, mixup, HSV and flips run
+        # batched on the training device after the prefetcher (yolox/data/batch_augment.py). False: the
+        # per-image numpy pipeline in the workers (upstream's).
+        self.device_augment = False
 
     # ------------------------------------------------------------------ model
     def get_model(self) -> nn.Module:
@@ -147,9 +151,10 @@ class Exp(BaseExp):
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
                         cache_img: Optional[str] = None, start: int = 0):
         """Infinite mosaic loader of per-rank batches; `start` = samples of the stream already consumed."""
-        from yolox.data.data_augment import TrainTransform
+        from yolox.data.batch_augment import BatchAugment
         from yolox.data.dataloading import DataLoader, worker_init_reset_seed
         from yolox.data.datasets import MosaicDetection
+        from yolox.data.datasets.read_crop import ReadCropDataset, collate_read_crop
         from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
         from yolox.utils.dist import get_world_size, wait_for_the_master
 
@@ -160,8 +165,30 @@ class Exp(BaseExp):
                 self.dataset = self.get_dataset(cache=False)
 
         # A loader rebuilt later (closing mosaic, a smaller batch) wraps the same images again, not the mosaic.
-        images = self.dataset._dataset if isinstance(self.dataset, MosaicDetection) else self.dataset
-        mosaic_dataset = MosaicDetection(
+        wrapped = isinstance(self.dataset, (MosaicDetection, ReadCropDataset))
+        images = self.dataset._dataset if wrapped else self.dataset
+        self.dataset = self.train_items(images, no_aug)
+        if is_distributed:
+            batch_size = batch_size // get_world_size()
+
+        sampler = InfiniteSampler(len(self.dataset), seed=self.seed if self.seed else 0, start=start)
+        batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False,
+                                         mosaic=not no_aug, seed=self.seed)
+        extra = {}
+        if self.device_augment:
+            extra = {"collate_fn": collate_read_crop, "batch_transform": BatchAugment(self.batch_augment_config())}
+        return DataLoader(self.dataset, batch_sampler=batch_sampler, worker_init_fn=worker_init_reset_seed,
+                          **extra, **self.loader_kwargs())
+
+    def train_items(self, images, no_aug: bool):
+        """The training items: uint8 reads for device augmentation, else the mosaic pipeline per image."""
+        from yolox.data.data_augment import TrainTransform
+        from yolox.data.datasets import MosaicDetection
+        from yolox.data.datasets.read_crop import ReadCropDataset
+
+        if self.device_augment:
+            return ReadCropDataset(images, self.input_size, mosaic=not no_aug)
+        return MosaicDetection(
             dataset=images,
             img_size=self.input_size,
             mosaic=not no_aug,
@@ -176,15 +203,17 @@ class Exp(BaseExp):
             mosaic_prob=self.mosaic_prob,
             mixup_prob=self.mixup_prob,
         )
-        self.dataset = mosaic_dataset
-        if is_distributed:
-            batch_size = batch_size // get_world_size()
 
-        sampler = InfiniteSampler(len(mosaic_dataset), seed=self.seed if self.seed else 0, start=start)
-        batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False,
-                                         mosaic=not no_aug, seed=self.seed)
-        return DataLoader(mosaic_dataset, batch_sampler=batch_sampler,
-                          worker_init_fn=worker_init_reset_seed, **self.loader_kwargs())
+    def batch_augment_config(self):
+        """The augmentation values for BatchAugment (device_augment=True)."""
+        from yolox.data.batch_augment import BatchAugmentConfig
+
+        return BatchAugmentConfig(
+            degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale, shear=self.shear,
+            mosaic_prob=self.mosaic_prob, enable_mixup=self.enable_mixup, mixup_prob=self.mixup_prob,
+            mixup_scale=self.mixup_scale, hsv_prob=self.hsv_prob, flip_prob=self.flip_prob,
+            max_labels=self.max_labels,
+        )
 
     def random_resize(self, data_loader, epoch: int, rank: int, is_distributed: bool) -> Tuple[int, int]:
         """Next multiscale training size (h, w), drawn on rank 0 and shared with the other ranks."""

@@ -1,0 +1,83 @@
+"""BatchAugment and its loader side: shapes, reproducibility, label rules and the trainer hook."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.data.synth import random_coco_set
+from yolox.data import COCODataset, DataLoader, InfiniteSampler, YoloBatchSampler
+from yolox.data.batch_augment import BatchAugment, BatchAugmentConfig
+from yolox.data.data_prefetcher import DataPrefetcher
+from yolox.data.datasets.read_crop import ReadCropDataset, collate_read_crop
+from yolox.utils.device import build_policy
+
+INPUT_HW = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory):
+    root = random_coco_set(Path(tmp_path_factory.mktemp("batch_aug")), num_images=12)
+    return ReadCropDataset(COCODataset(str(root), img_size=INPUT_HW), INPUT_HW)
+
+
+def batch_of(reader, mosaic=True, seed0=0, size=8):
+    return collate_read_crop([reader[(mosaic, i % len(reader), seed0 + i)] for i in range(size)])
+
+
+def test_reader_ships_letterboxed_uint8_and_meta(reader):
+    images, labels, meta, _ = batch_of(reader)
+    assert images.dtype == torch.uint8 and images.shape == (8, *INPUT_HW, 3)
+    assert labels.shape[0] == 8 and labels.shape[2] == 5
+    assert (meta[:, 4] <= labels.shape[1]).all() and meta[:, 0].eq(1).all()
+    heights, widths = meta[:, 2], meta[:, 3]
+    assert ((heights == 64) | (widths == 64)).all()  # fitted: the longer side fills the input
+    for image, h, w in zip(images, heights, widths):
+        assert image[h:].eq(114).all() and image[:, w:].eq(114).all()
+
+
+def test_same_seeds_same_batch_and_other_seeds_differ(reader):
+    augment = BatchAugment(BatchAugmentConfig(max_labels=30, vflip_prob=0.5, transpose_prob=0.5))
+    first = augment(*batch_of(reader)[:3])
+    again = augment(*batch_of(reader)[:3])
+    other = augment(*batch_of(reader, seed0=100)[:3])
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_targets_are_valid_rows_at_the_front(reader):
+    augment = BatchAugment(BatchAugmentConfig(max_labels=30))
+    for seed0 in range(0, 40, 8):
+        images, targets = augment(*batch_of(reader, seed0=seed0)[:3])
+        assert images.shape == (8, 3, *INPUT_HW) and images.dtype == torch.float32
+        assert images.min() >= 0 and images.max() <= 255 and torch.equal(images, images.round())
+        real = targets.sum(-1) > 0
+        # padding only after the last real row of each image
+        assert torch.equal(real, torch.sort(real.int(), dim=1, descending=True, stable=True).values.bool())
+        _, cx, cy, w, h = targets[real].unbind(-1)
+        assert (w > 0).all() and (h > 0).all()
+        assert (cx - w / 2 >= -1e-3).all() and (cx + w / 2 <= 64 + 1e-3).all()
+        assert (cy - h / 2 >= -1e-3).all() and (cy + h / 2 <= 64 + 1e-3).all()
+
+
+def test_no_mosaic_keeps_the_image_and_its_boxes_up_to_flips(reader):
+    augment = BatchAugment(BatchAugmentConfig(hsv_prob=0.0, flip_prob=0.0))
+    images, labels, meta, _ = batch_of(reader, mosaic=False)
+    out, targets = augment(images, labels, meta)
+    assert torch.equal(out, images.permute(0, 3, 1, 2).float())
+    for row, count in enumerate(meta[:, 4].tolist()):
+        x1, y1, x2, y2 = labels[row, :count, :4].unbind(-1)
+        big = torch.minimum(x2 - x1, y2 - y1) > 1
+        expected = torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), -1)[big]
+        torch.testing.assert_close(targets[row, : len(expected), 1:], expected)
+
+
+def test_prefetcher_applies_the_loader_batch_transform(reader):
+    policy = build_policy("cpu")
+    sampler = YoloBatchSampler(InfiniteSampler(len(reader), seed=0), batch_size=4, drop_last=False, seed=7)
+    loader = DataLoader(reader, batch_sampler=sampler, collate_fn=collate_read_crop, num_workers=0,
+                        batch_transform=BatchAugment(BatchAugmentConfig(max_labels=20)))
+    images, targets = DataPrefetcher(loader, policy).next()
+    assert images.shape == (4, 3, *INPUT_HW) and images.dtype == torch.float32
+    assert targets.shape[0] == 4 and targets.shape[2] == 5 and targets.shape[1] <= 20
+    assert np.isfinite(targets.numpy()).all()

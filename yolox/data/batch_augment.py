@@ -1,0 +1,234 @@
+"""YOLOX's training augmentation for a whole batch with torch ops, on whatever device the batch is on.
+
+Input: letterboxed uint8 images [B, H, W, 3] (BGR), their (x1, y1, x2, y2, class) rows [B, L, 5] and the
+per-image meta rows [B, 5] (see META_COLUMNS) that ReadCropDataset ships. Output: float32 [B, 3, H, W]
+images and (class, cx, cy, w, h) targets [B, N, 5], zero padded, as MosaicDetection + TrainTransform
+give them. The rules are MosaicDetection's and TrainTransform's (data.md §2, §5); the one difference is
+where the other mosaic tiles and the mixup image come from: other images of the same batch, drawn
+uniformly (upstream draws them from the whole dataset; each image is then still used about five times
+per epoch, and the loader decodes each image once instead of five times).
+
+Random parameters are drawn on the CPU from a generator seeded by the batch's sample seeds, so a
+seeded run gives the same batch on every device and worker count.
+"""
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from .batch_color import HSV_GAINS, jitter_hsv
+from .batch_geometry import (
+    affine_boxes, affine_matrices, mixup_box_batch, mixup_canvas_size, mixup_images, mosaic_affine_images,
+    mosaic_boxes, mosaic_offsets,
+)
+from .data_augment import AugValue, aug_range
+from .errors import DataError
+
+META_COLUMNS = ("mosaic", "seed", "height", "width", "boxes")
+MOSAIC, SEED, HEIGHT, WIDTH, BOXES = range(len(META_COLUMNS))
+
+
+@dataclass(frozen=True)
+class BatchAugmentConfig:
+    """The exp's augmentation values (names as on the Exp); vflip/transpose are the crater exps' extras."""
+
+    degrees: AugValue = 10.0
+    translate: AugValue = 0.1
+    mosaic_scale: AugValue = (0.1, 2)
+    shear: AugValue = 2.0
+    mosaic_prob: float = 1.0
+    enable_mixup: bool = True
+    mixup_prob: float = 1.0
+    mixup_scale: AugValue = (0.5, 1.5)
+    hsv_prob: float = 1.0
+    flip_prob: float = 0.5
+    vflip_prob: float = 0.0
+    transpose_prob: float = 0.0
+    max_labels: int = 120
+
+
+class BatchParams:
+    """Every random draw for one batch (CPU tensors), in a fixed order whatever the config."""
+
+    def __init__(self, meta: torch.Tensor, input_hw: Tuple[int, int], config: BatchAugmentConfig):
+        height, width = input_hw
+        batch = meta.shape[0]
+        gen = torch.Generator().manual_seed(batch_seed(meta))
+
+        def uniform(value: AugValue, center: float = 0.0) -> torch.Tensor:
+            low, high = aug_range(value, center)
+            return low + (high - low) * torch.rand(batch, generator=gen, dtype=torch.float64)
+
+        def chance(prob: float) -> torch.Tensor:
+            return torch.rand(batch, generator=gen, dtype=torch.float64) < prob
+
+        counts = meta[:, BOXES]
+        self.mosaic = (meta[:, MOSAIC] > 0) & chance(config.mosaic_prob)
+        self.yc = torch.floor(uniform((0.5 * height, 1.5 * height)))
+        self.xc = torch.floor(uniform((0.5 * width, 1.5 * width)))
+        partners = torch.randint(0, batch, (batch, 3), generator=gen)
+        self.tiles = torch.cat((torch.arange(batch)[:, None], partners), 1)
+        self.angle = uniform(config.degrees)
+        self.scale = uniform(config.mosaic_scale, 1.0)
+        if bool((self.scale <= 0).any()):
+            raise DataError(f"affine scale drawn from {config.mosaic_scale!r} is <= 0: use a positive mosaic_scale")
+        self.shear_x, self.shear_y = uniform(config.shear), uniform(config.shear)
+        self.shift_x = uniform(config.translate) * width
+        self.shift_y = uniform(config.translate) * height
+
+        labelled = counts > 0
+        tile_boxes = counts[self.tiles].sum(1)
+        self.mixup = (self.mosaic & config.enable_mixup & (tile_boxes > 0) & chance(config.mixup_prob)
+                      & bool(labelled.any()))
+        self.jit = uniform(config.mixup_scale)
+        self.mixup_flip = torch.rand(batch, generator=gen, dtype=torch.float64) > 0.5
+        weights = labelled.double() if bool(labelled.any()) else torch.ones(batch, dtype=torch.float64)
+        self.mixup_source = torch.multinomial(weights, batch, replacement=True, generator=gen)
+        canvas_h, canvas_w = mixup_canvas_size(self.jit, height, width)
+        self.offset_y = torch.floor(torch.rand(batch, generator=gen, dtype=torch.float64)
+                                    * (torch.clamp(canvas_h, min=height) - height))
+        self.offset_x = torch.floor(torch.rand(batch, generator=gen, dtype=torch.float64)
+                                    * (torch.clamp(canvas_w, min=width) - width))
+
+        self.hsv = chance(config.hsv_prob)
+        gains = (2 * torch.rand(batch, 3, generator=gen, dtype=torch.float64) - 1) * torch.tensor(HSV_GAINS)
+        self.hsv_gains = torch.trunc(gains * torch.randint(0, 2, (batch, 3), generator=gen))
+        self.flip = chance(config.flip_prob)
+        self.vflip = chance(config.vflip_prob)
+        self.transpose = chance(config.transpose_prob) & (height == width)
+        self.box_count = torch.where(self.mosaic, tile_boxes + torch.where(self.mixup, counts[self.mixup_source], 0),
+                                     counts)
+
+    def moved(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """Parameter `name` on `like`'s device (float parameters in `like`'s dtype: MPS has no float64)."""
+        value = getattr(self, name)
+        if value.is_floating_point():
+            value = value.to(like.dtype)
+        return value.to(like.device)
+
+
+def batch_seed(meta: torch.Tensor) -> int:
+    """One seed from the batch's sample seeds; a fresh draw of torch's generator when they are unset (-1)."""
+    seeds = meta[:, SEED]
+    if seeds.numel() and bool((seeds >= 0).all()):
+        return int(np.random.SeedSequence(seeds.tolist()).generate_state(1)[0])
+    return int(torch.randint(0, 2**62, (1,)))
+
+
+def xyxy_to_cxcywh_rows(boxes: torch.Tensor) -> torch.Tensor:
+    width, height = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    return torch.stack((boxes[..., 0] + width * 0.5, boxes[..., 1] + height * 0.5, width, height), -1)
+
+
+def compact_rows(rows: torch.Tensor, keep: torch.Tensor, max_rows: int) -> torch.Tensor:
+    """Kept rows of each image moved to the front in their order, the rest zero, cut to max_rows: [B, max_rows, C]."""
+    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :max_rows]
+    kept = keep.gather(1, order)
+    picked = rows.gather(1, order[..., None].expand(-1, -1, rows.shape[-1]))
+    return torch.where(kept[..., None], picked, torch.zeros_like(picked))
+
+
+class BatchAugment:
+    """Callable (images, labels, meta) -> (inputs, targets); see the module docstring."""
+
+    def __init__(self, config: BatchAugmentConfig):
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"BatchAugment({self.config})"
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, meta: torch.Tensor):
+        params = BatchParams(meta.cpu(), images.shape[1:3], self.config)
+        boxes, classes, valid, pictures = self.mosaic_and_mixup(images, labels, meta.cpu(), params)
+        pictures, targets = self.train_transform(pictures, boxes, classes, valid, params)
+        return self.dihedral(pictures, targets, params)
+
+    def mosaic_and_mixup(self, images: torch.Tensor, labels: torch.Tensor, meta: torch.Tensor, params: BatchParams):
+        """Images after mosaic/affine/mixup (or the plain tile) and their xyxy boxes before the size filter.
+
+        Returns boxes [B, 5L, 4], classes [B, 5L], valid [B, 5L] (slots: four tiles, then the mixup image)
+        and images [B, 3, H, W] float.
+        """
+        height, width = images.shape[1:3]
+        batch, rows = labels.shape[:2]
+        real = torch.ones((), dtype=torch.float32, device=images.device)
+        move = lambda name: params.moved(name, real)  # noqa: E731 - a short local alias reads best here
+        counts = meta[:, BOXES].to(images.device)
+        row_index = torch.arange(rows, device=images.device)
+        tiles = move("tiles")
+        tile_hw = torch.stack((meta[:, HEIGHT], meta[:, WIDTH]), 1).to(real.dtype).to(images.device)[tiles]
+        pad_x, pad_y = mosaic_offsets(tile_hw, move("xc"), move("yc"))
+        matrices = affine_matrices(move("angle"), move("scale"), move("shear_x"), move("shear_y"),
+                                   move("shift_x"), move("shift_y"))
+        mosaic = move("mosaic")
+
+        warped = mosaic_affine_images(images, tiles, pad_x, pad_y, move("xc"), move("yc"), matrices)
+        tile_boxes = affine_boxes(mosaic_boxes(labels.to(real.dtype), tiles, pad_x, pad_y, (2 * height, 2 * width)),
+                                  matrices, (height, width))
+        tile_valid = (row_index < counts[tiles][..., None]).flatten(1)
+
+        mixup, source = move("mixup"), move("mixup_source")
+        jit, mixup_flip = move("jit"), move("mixup_flip")
+        offset_x, offset_y = move("offset_x"), move("offset_y")
+        second = mixup_images(images[source], jit, mixup_flip, offset_x, offset_y)
+        blended = torch.where(mixup[:, None, None, None], torch.floor((warped + second) / 2), warped)
+        mix_boxes = mixup_box_batch(labels[source][..., :4].to(real.dtype), jit, mixup_flip, offset_x, offset_y,
+                                    (height, width))
+        mix_valid = mixup[:, None] & (row_index < counts[source][:, None])
+
+        plain = images.permute(0, 3, 1, 2).to(real.dtype)
+        pictures = torch.where(mosaic[:, None, None, None], blended, plain)
+        empty = labels.new_zeros(batch, 4 * rows, 4).to(real.dtype)
+        plain_boxes = torch.cat((labels[..., :4].to(real.dtype), empty), 1)
+        boxes = torch.where(mosaic[:, None, None], torch.cat((tile_boxes, mix_boxes), 1), plain_boxes)
+        classes = torch.where(mosaic[:, None], torch.cat((labels[tiles][..., 4].flatten(1), labels[source][..., 4]), 1),
+                              torch.cat((labels[..., 4], empty[..., 0]), 1).to(labels.dtype))
+        plain_valid = torch.cat((row_index[None] < counts[:, None], torch.zeros_like(tile_valid)), 1)
+        valid = torch.where(mosaic[:, None], torch.cat((tile_valid, mix_valid), 1), plain_valid)
+        return boxes, classes.to(real.dtype), valid, pictures
+
+    def train_transform(self, pictures: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor,
+                        valid: torch.Tensor, params: BatchParams):
+        """TrainTransform on the batch: HSV, flip, min(w, h) > 1 filter, fallback, (class, cx, cy, w, h) rows."""
+        width = pictures.shape[-1]
+        move = lambda name: params.moved(name, pictures)  # noqa: E731
+        has_boxes = valid.any(1)
+        original, original_boxes = pictures, boxes
+        if self.config.hsv_prob > 0:
+            jitter = (move("hsv") & has_boxes)[:, None, None, None]
+            pictures = torch.where(jitter, jitter_hsv(pictures, move("hsv_gains")), pictures)
+        flip = move("flip") & has_boxes
+        pictures = torch.where(flip[:, None, None, None], pictures.flip(-1), pictures)
+        mirrored = torch.stack((width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]), -1)
+        boxes = xyxy_to_cxcywh_rows(torch.where(flip[:, None, None], mirrored, boxes))
+        keep = valid & (torch.minimum(boxes[..., 2], boxes[..., 3]) > 1)
+
+        # nothing survived: the untouched image and all its boxes with an area (TrainTransform's fallback)
+        fallback = has_boxes & ~keep.any(1)
+        original_boxes = xyxy_to_cxcywh_rows(original_boxes)
+        has_area = valid & (original_boxes[..., 2] > 0) & (original_boxes[..., 3] > 0)
+        pictures = torch.where(fallback[:, None, None, None], original, pictures)
+        boxes = torch.where(fallback[:, None, None], original_boxes, boxes)
+        keep = torch.where(fallback[:, None], has_area, keep)
+        rows = torch.cat((classes[..., None], boxes), -1)
+        return pictures, compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1]))
+
+    def dihedral(self, pictures: torch.Tensor, targets: torch.Tensor, params: BatchParams):
+        """The crater exps' vertical flip and quarter turn (transpose), after the train transform."""
+        if self.config.vflip_prob <= 0 and self.config.transpose_prob <= 0:
+            return pictures, targets
+        height = pictures.shape[-2]
+        vflip = params.moved("vflip", pictures)
+        pictures = torch.where(vflip[:, None, None, None], pictures.flip(-2), pictures)
+        real = targets[..., 3] > 0
+        flipped_y = torch.where(real, height - targets[..., 2], targets[..., 2])
+        targets = torch.where(vflip[:, None, None], torch.cat((targets[..., :2], flipped_y[..., None],
+                                                               targets[..., 3:]), -1), targets)
+        turn = params.moved("transpose", pictures)
+        if pictures.shape[-1] == height:
+            pictures = torch.where(turn[:, None, None, None], pictures.transpose(-1, -2), pictures)
+            swapped = targets[..., [0, 2, 1, 4, 3]]
+            targets = torch.where(turn[:, None, None], swapped, targets)
+        return pictures.contiguous(), targets
+
