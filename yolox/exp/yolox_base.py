@@ -212,7 +212,7 @@ class Exp(BaseExp):
             degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale, shear=self.shear,
             mosaic_prob=self.mosaic_prob, enable_mixup=self.enable_mixup, mixup_prob=self.mixup_prob,
             mixup_scale=self.mixup_scale, hsv_prob=self.hsv_prob, flip_prob=self.flip_prob,
-            max_labels=self.max_labels,
+            max_labels=self.label_cap("max_labels"),
         )
 
     def random_resize(self, data_loader, epoch: int, rank: int, is_distributed: bool) -> Tuple[int, int]:
