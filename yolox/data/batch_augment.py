@@ -123,7 +123,7 @@ def xyxy_to_cxcywh_rows(boxes: torch.Tensor) -> torch.Tensor:
 
 def compact_rows(rows: torch.Tensor, keep: torch.Tensor, max_rows: int) -> torch.Tensor:
     """Kept rows of each image moved to the front in their order, the rest zero, cut to max_rows: [B, max_rows, C]."""
-    order = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :max_rows]
+    order = torch.argsort((~keep).to(torch.int32), dim=1, stable=True)[:, :max_rows]
     kept = keep.gather(1, order)
     picked = rows.gather(1, order[..., None].expand(-1, -1, rows.shape[-1]))
     return torch.where(kept[..., None], picked, torch.zeros_like(picked))

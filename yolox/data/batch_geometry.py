@@ -48,6 +48,13 @@ def to_grid(x: torch.Tensor, y: torch.Tensor, width: float, height: float) -> to
     return torch.stack(((2 * x + 1) / width - 1, (2 * y + 1) / height - 1), dim=-1)
 
 
+def inverse_2x2(matrices: torch.Tensor) -> torch.Tensor:
+    """Inverse of [B, 2, 2] matrices in closed form (no solver library needed on any device)."""
+    a, b, c, d = matrices[:, 0, 0], matrices[:, 0, 1], matrices[:, 1, 0], matrices[:, 1, 1]
+    det = (a * d - b * c)[:, None, None]
+    return torch.stack((torch.stack((d, -b), -1), torch.stack((-c, a), -1)), 1) / det
+
+
 def mosaic_affine_images(images: torch.Tensor, tiles: torch.Tensor, pad_x: torch.Tensor, pad_y: torch.Tensor,
                          xc: torch.Tensor, yc: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """Mosaic of images[tiles] warped by `matrices`: [B, 3, H, W] float, integer-valued like cv2's uint8 output.
@@ -60,7 +67,7 @@ def mosaic_affine_images(images: torch.Tensor, tiles: torch.Tensor, pad_x: torch
     atlas = atlas.reshape(batch, channels, 2 * height, 2 * width).to(matrices.dtype)
 
     linear, shift = matrices[:, :, :2], matrices[:, :, 2]
-    inverse = torch.linalg.inv(linear)
+    inverse = inverse_2x2(linear)
     xs, ys = pixel_centres(height, width, matrices)
     dx, dy = xs - shift[:, 0, None, None], ys - shift[:, 1, None, None]
     u = inverse[:, 0, 0, None, None] * dx + inverse[:, 0, 1, None, None] * dy  # canvas x of each output pixel
