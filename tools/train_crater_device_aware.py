@@ -10,19 +10,23 @@ trains without downloading anything:
     python tools/train_crater_device_aware.py -b 16 -c weights/yolox_m.pth
 """
 import argparse
+import json
 import os
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # running as `python tools/...` puts tools/ first on sys.path, not the repository
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 DEFAULT_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_m_crater.py")
+SCRATCH_EXPS = {size: os.path.join(REPO_ROOT, "exps", "crater", f"yolox_{size}_crater.py") for size in ("s", "m")}
+RUN_SUMMARY_FILE = "run_summary.json"
 DEMO_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_nano_crater.py")
 DEFAULT_DATA_DIR = os.path.join("datasets", "craters")
 SYNTHETIC_SEED = 0
+SYNTHETIC_SIZES = dict(num_train=400, num_val=80, img_size=416)
 WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{name}"
 # --demo: nano on small synthetic images, long enough to learn craters, short enough for a 2-core CPU.
 # Measured choices: from scratch, many small steps at a high per-image LR and no mosaic learn fastest.
@@ -39,7 +43,8 @@ def make_parser() -> argparse.ArgumentParser:
         "train_crater_device_aware", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-f", "--exp_file", default=None,
-                        help=f"experiment file (default {os.path.relpath(DEFAULT_EXP, REPO_ROOT)}; "
+                        help=f"experiment file (default {os.path.relpath(DEFAULT_EXP, REPO_ROOT)} with weights; "
+                             "from scratch the size that suits the data; "
                              f"--demo: {os.path.relpath(DEMO_EXP, REPO_ROOT)})")
     parser.add_argument("-expn", "--experiment-name", default=None)
     parser.add_argument("-b", "--batch-size", default="auto",
@@ -54,8 +59,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-e", "--start_epoch", type=int, default=None, help="resume at this 1-based epoch")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("-d", "--devices", type=int, default=None, help="GPUs (CUDA only; one process each)")
-    parser.add_argument("--fp16", action="store_true",
-                        help="mixed precision (on MPS only if a probe in a child process passes)")
+    parser.add_argument("--fp16", action="store_const", const=True, default=None,
+                        help="mixed precision (default: on for CUDA; on MPS only if a probe in a child process passes)")
+    parser.add_argument("--no-fp16", dest="fp16", action="store_const", const=False,
+                        help="train in fp32 (turns the CUDA default off)")
     parser.add_argument("--grad-ckpt", action="store_true",
                         help="activation checkpointing of backbone and neck: less memory, their forward recomputed in backward")
     parser.add_argument("--cache-release-every", type=int, default=None,
@@ -124,7 +131,7 @@ def ensure_data(exp, data_dir_given: bool, demo: bool) -> None:
     if data_dir_given:
         raise SystemExit(f"--data-dir {exp.data_dir} not found: give a folder in COCO, YOLO-txt or crater CSV "
                          "layout (see README 'Bringing your own crater data')")
-    sizes = DEMO_DATA if demo else dict(num_train=400, num_val=80, img_size=416)
+    sizes = DEMO_DATA if demo else SYNTHETIC_SIZES
     logger.warning(f"no crater data at {exp.data_dir}: generating a synthetic crater set there (seed "
                    f"{SYNTHETIC_SEED}, {sizes['num_train']} train / {sizes['num_val']} val images of "
                    f"{sizes['img_size']} px); put your own data there, or pass --data-dir, to train on real craters")
@@ -133,10 +140,45 @@ def ensure_data(exp, data_dir_given: bool, demo: bool) -> None:
     logger.info(f"synthetic crater set written in {time.time() - started:.1f}s: {counts}")
 
 
+def is_scratch(args) -> bool:
+    """Training from random weights: no -c weights, no resume, not the demo (which has its own settings)."""
+    return args.ckpt is None and not args.resume and not args.demo
+
+
+def opts_keys(opts: Optional[List[str]]) -> set:
+    """The exp attributes set on the command line (`KEY VALUE` pairs)."""
+    return set((opts or [])[0::2])
+
+
+def count_train_images(data_dir: str, data_format: str) -> int:
+    """Training images in data_dir; the synthetic set's size where it is still to be generated."""
+    from yolox.data.datasets import load_split_as_coco
+
+    if not (os.path.isdir(data_dir) and os.listdir(data_dir)):
+        return SYNTHETIC_SIZES["num_train"]
+    return len(load_split_as_coco(data_dir, "train", data_format)[0].get("images", []))
+
+
+def choose_exp_file(args, data_dir: str, data_format: str) -> Tuple[str, str]:
+    """(exp file, reason): -f when given; else the demo's, the fine-tuning default, or the scratch size."""
+    from yolox.exp.scratch_plan import scratch_model_size
+
+    if args.exp_file:
+        return args.exp_file, "given with -f"
+    if args.demo:
+        return DEMO_EXP, "--demo"
+    if not is_scratch(args):
+        return DEFAULT_EXP, "fine-tuning from weights: yolox-m"
+    choice = scratch_model_size(count_train_images(data_dir, data_format))
+    return SCRATCH_EXPS[choice.value], choice.reason
+
+
 def build_exp(args):
     from yolox.exp import check_exp_value, get_exp
 
-    exp_file = args.exp_file or (DEMO_EXP if args.demo else DEFAULT_EXP)
+    pairs = dict(zip((args.opts or [])[0::2], (args.opts or [])[1::2]))
+    data_dir = args.data_dir or (os.path.join("datasets", "craters_demo") if args.demo else DEFAULT_DATA_DIR)
+    exp_file, args.exp_reason = choose_exp_file(args, data_dir, pairs.get("data_format", "auto"))
     exp = get_exp(exp_file, None)
     if args.demo:
         for key, value in DEMO_SETTINGS.items():
@@ -177,13 +219,13 @@ def train_label_stats(exp) -> Tuple[int, int]:
     return max(counts.values(), default=1), len(data.get("images", []))
 
 
-def choose_batch(exp, args, policy, world_size: int):
+def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int]):
     """Measure memory and choose (or check) the total batch; returns (batch, BatchDecision)."""
     from yolox.utils.autobatch import autobatch
 
     requested = parse_batch(args.batch_size)
     max_batch = args.max_batch or (DEMO_MAX_BATCH if args.demo else 64)
-    boxes, train_images = train_label_stats(exp)
+    boxes, train_images = label_stats
     # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
     step_cap = max(1, train_images // 8)
     model = policy.to(prepare_model(exp, args.grad_ckpt))
@@ -197,7 +239,44 @@ def choose_batch(exp, args, policy, world_size: int):
     return total, decision
 
 
-def log_plan(policy, batch: int, decision, exp, world_size: int) -> None:
+def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) -> Dict[str, str]:
+    """Epochs, no-mosaic epochs and warmup for a from-scratch run; {field: reason} of what it set.
+
+    Fields set on the command line are kept as given.
+    """
+    from yolox.exp.scratch_plan import scaled_no_aug_epochs, scratch_epochs, scratch_warmup_epochs
+
+    reasons = {}
+    exp_epochs = exp.max_epoch
+    if "max_epoch" not in overridden:
+        choice = scratch_epochs(train_images, batch)
+        exp.max_epoch, reasons["max_epoch"] = choice.value, choice.reason
+        if "no_aug_epochs" not in overridden:
+            choice = scaled_no_aug_epochs(exp.no_aug_epochs, exp_epochs, exp.max_epoch)
+            exp.no_aug_epochs, reasons["no_aug_epochs"] = choice.value, choice.reason
+    if "warmup_epochs" not in overridden:
+        choice = scratch_warmup_epochs(exp.warmup_epochs, train_images, batch, exp.max_epoch)
+        exp.warmup_epochs, reasons["warmup_epochs"] = choice.value, choice.reason
+    return reasons
+
+
+RECIPE_FIELDS = ("max_epoch", "warmup_epochs", "no_aug_epochs", "no_aug_scale", "l1_in_no_aug", "optimizer_type",
+                 "weight_decay", "momentum", "ema_decay", "mosaic_prob", "mosaic_scale", "mixup_prob",
+                 "enable_mixup", "multiscale_range", "random_size", "center_radius", "input_size", "seed")
+
+
+def recipe_lines(exp, overridden: set, reasons: Dict[str, str]) -> List[str]:
+    """One line per recipe field the exp has: its value and where it came from."""
+    lines = []
+    for field in RECIPE_FIELDS:
+        if not hasattr(exp, field):
+            continue
+        source = reasons.get(field) or ("set on the command line" if field in overridden else "the exp's")
+        lines.append(f"{field}: {getattr(exp, field)!r}  ({source})")
+    return lines
+
+
+def log_plan(policy, batch: int, decision, exp, world_size: int, recipe: List[str] = ()) -> None:
     """The decisions a Mac or GPU user asks about first, each with its reason."""
     from loguru import logger
 
@@ -215,6 +294,7 @@ def log_plan(policy, batch: int, decision, exp, world_size: int) -> None:
         f"cache release every: {policy.cache_release_every or 'never'}  ({policy.reasons['cache_release_every']})",
         f"batch: {batch}  ({decision.reason})",
         f"learning rate: {exp.basic_lr_per_img * batch:.3e} = {exp.basic_lr_per_img:.3e} per image x {batch}",
+        *recipe,
     ]
     for line in lines:
         logger.info(f"crater plan: {line}")
@@ -310,7 +390,7 @@ def run_training(exp, args, policy=None) -> dict:
     trainer.train()
     if get_rank() != 0:
         return {}
-    figures = {"best_AP50_95": trainer.best_ap}
+    figures = {"best_AP50_95": trainer.best_ap, "best_epoch": trainer.best_epoch}
     if trainer.ap_history:
         figures.update(AP50=trainer.ap_history[-1]["AP50"], AP50_95=trainer.ap_history[-1]["AP50:95"])
     figures["plots"] = save_plots(trainer, exp)
@@ -358,23 +438,60 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
     if exp.seed is not None:
         policy.seed_everything(int(exp.seed))     # before the model is built: the same initial weights
     exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
-    batch, decision = choose_batch(exp, args, policy, world_size)
+    label_stats = train_label_stats(exp)
+    batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
     args.batch_size = batch
-    log_plan(policy, batch, decision, exp, world_size)
+    overridden = opts_keys(args.opts)
+    reasons = {"model": args.exp_reason}
+    if is_scratch(args):
+        reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
+    recipe = [f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"]
+    log_plan(policy, batch, decision, exp, world_size, recipe + recipe_lines(exp, overridden, reasons))
 
+    started = time.time()
     if world_size > 1:
         exp.device_policy = None
         exp.__dict__.pop("model", None)      # each GPU process builds its own
         policy.release_cache()
         launch(run_training, world_size, backend=policy.dist_backend,
                dist_url=args.dist_url or "auto", args=(exp, args))
-        return {}
-    figures = run_training(exp, args, policy)
-    if "AP50" in figures:
-        logger.info(f"final AP50 = {figures['AP50']:.3f}, AP50:95 = {figures['AP50_95']:.3f} "
-                    f"(best AP50:95 {figures['best_AP50_95']:.3f})")
-        print(f"AP50: {figures['AP50']:.3f}  AP50:95: {figures['AP50_95']:.3f}", flush=True)
+        figures = {}
+    else:
+        figures = run_training(exp, args, policy)
+    summary = report_run(file_name, exp, batch, time.time() - started)
+    if summary:
+        figures.update(summary=summary)
     return figures
+
+
+def report_run(run_dir: str, exp, batch: int, wall_seconds: float) -> Optional[dict]:
+    """Closing lines (best and final AP, their epochs and checkpoints) and run_summary.json; None without evaluations."""
+    from loguru import logger
+
+    from yolox.utils.eval_history import best_and_final, read_eval_history
+
+    rows = read_eval_history(run_dir)
+    picked = best_and_final(rows)
+    if picked is None:
+        logger.warning(f"no evaluation recorded in {run_dir}: no AP to report")
+        return None
+    final = rows[-1]
+    summary = {
+        "best": dict(picked["best"], ckpt=os.path.join(run_dir, "best_ckpt.pth")),
+        "final": dict(picked["final"], ckpt=os.path.join(run_dir, "last_epoch_ckpt.pth")),
+        "max_epoch": exp.max_epoch, "batch": batch,
+        "img_per_s": final["samples_seen"] / max(final["train_seconds"], 1e-9),
+        "train_seconds": final["train_seconds"], "wall_seconds": round(wall_seconds, 3),
+    }
+    with open(os.path.join(run_dir, RUN_SUMMARY_FILE), "w") as handle:
+        json.dump(summary, handle, indent=1)
+    for name in ("best", "final"):
+        row = summary[name]
+        line = (f"{name} AP50 {row['AP50']:.3f}, AP50:95 {row['AP50:95']:.3f} at epoch {row['epoch']} "
+                f"({row['ckpt']})")
+        logger.info(line)
+        print(line, flush=True)
+    return summary
 
 
 if __name__ == "__main__":

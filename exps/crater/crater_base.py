@@ -8,9 +8,14 @@ import random
 from typing import Optional, Tuple
 
 import numpy as np
+import torch
 from torch import nn
 
+from yolox.data.data_augment import random_affine
 from yolox.exp import Exp
+from yolox.exp.yolox_base import split_param_groups
+
+OPTIMIZERS = ("sgd", "adamw")
 
 
 class DihedralTransform:
@@ -36,6 +41,24 @@ class DihedralTransform:
             image = image.transpose(0, 2, 1)
             labels[:, [1, 2, 3, 4]] = labels[:, [2, 1, 4, 3]]
         return np.ascontiguousarray(image), labels
+
+
+class ScaleJitterTransform:
+    """Before the train transform, for items without mosaic: random scale and translation of image and boxes.
+
+    Lets the last `no_aug_epochs` keep the scale jitter that mosaic gave, without mosaic's tiling.
+    Boxes pushed out of the image are clipped; the train transform drops the ones left without area.
+    """
+
+    def __init__(self, transform, scales: Tuple[float, float], translate: float) -> None:
+        self.transform = transform
+        self.scales = scales
+        self.translate = translate
+
+    def __call__(self, image: np.ndarray, targets: np.ndarray, input_dim: Tuple[int, int]):
+        image, targets = random_affine(image, targets.copy(), target_size=(input_dim[1], input_dim[0]),
+                                       degrees=0.0, translate=self.translate, scales=self.scales, shear=0.0)
+        return self.transform(image, targets, input_dim)
 
 
 class CraterExp(Exp):
@@ -69,6 +92,11 @@ class CraterExp(Exp):
         self.eval_interval = 5
         self.print_interval = 10
 
+        # recipe knobs (each a `KEY VALUE` override; defaults keep the recipe as it was)
+        self.optimizer_type = "sgd"     # "sgd" (Nesterov, momentum) or "adamw" (betas (momentum, 0.999))
+        self.no_aug_scale: Optional[Tuple[float, float]] = None  # e.g. (0.5, 1.5): scale jitter after mosaic stops
+        self.center_radius = 1.5        # SimOTA candidate window, in strides (upstream's 1.5)
+
         # evaluation keeps no activations for backward: None means twice the training batch
         self.eval_batch_size: Optional[int] = None
         # the latest evaluation ((AP50:95, AP50, summary), {image id: detections}), for plots
@@ -86,15 +114,35 @@ class CraterExp(Exp):
             self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
                                      depthwise=self.depthwise)
         init_yolox(self.model)
+        self.model.head.center_radius = float(self.center_radius)
         self.model.train()
         return self.model
+
+    def get_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
+        """Upstream's SGD, or AdamW over the same groups (no decay on BN weights and biases); cached."""
+        if self.optimizer_type not in OPTIMIZERS:
+            raise ValueError(f"optimizer_type {self.optimizer_type!r} is not one of {OPTIMIZERS}: fix the exp "
+                             "or the `optimizer_type` override")
+        if self.optimizer_type == "sgd" or "optimizer" in self.__dict__:
+            return super().get_optimizer(batch_size)
+        lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
+        bn_weights, weights, biases = split_param_groups(self.model)
+        optimizer = torch.optim.AdamW(bn_weights, lr=lr, betas=(self.momentum, 0.999), weight_decay=0.0)
+        optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
+        optimizer.add_param_group({"params": biases})
+        self.optimizer = optimizer
+        return self.optimizer
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
                         cache_img: Optional[str] = None, start: int = 0):
         loader = super().get_data_loader(batch_size, is_distributed, no_aug=no_aug, cache_img=cache_img,
                                          start=start)
+        transform = loader.dataset.preproc
+        if no_aug and self.no_aug_scale is not None:
+            transform = ScaleJitterTransform(transform, tuple(self.no_aug_scale), self.translate)
         if loader.batch_transform is None:  # with device_augment the batch config carries the flips
-            loader.dataset.preproc = DihedralTransform(loader.dataset.preproc, self.vflip_prob, self.transpose_prob)
+            transform = DihedralTransform(transform, self.vflip_prob, self.transpose_prob)
+        loader.dataset.preproc = transform
         return loader
 
     def batch_augment_config(self):

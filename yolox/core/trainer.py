@@ -16,6 +16,7 @@ from yolox.data.data_prefetcher import DataPrefetcher
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchronize
 from yolox.utils.ema import ModelEMA, unwrap_model
+from yolox.utils.eval_history import append_eval, reset_eval_history
 from yolox.utils.logger import build_metric_writer, setup_logger
 from yolox.utils.metric import MeterBuffer
 from yolox.utils.progress import terminal_bar
@@ -92,6 +93,8 @@ class Trainer:
         self.batch_size = args.batch_size
         self.input_size = tuple(exp.input_size)
         self.best_ap = 0.0
+        self.best_epoch = 0
+        self.train_seconds = 0.0  # time in training iterations, evaluations excluded
         self.start_epoch = 0
         self.epoch = 0
         self.iter = 0
@@ -125,7 +128,9 @@ class Trainer:
     def train_in_epoch(self) -> None:
         for self.epoch in range(self.start_epoch, self.max_epoch):
             self.before_epoch()
+            started = time.time()
             self.train_in_iter()
+            self.train_seconds += time.time() - started
             self.after_epoch()
 
     def train_in_iter(self) -> None:
@@ -220,7 +225,7 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DDP(self.model, device_ids=device_ids, broadcast_buffers=False)
         if self.use_model_ema:
-            self.ema_model = ModelEMA(self.model, EMA_DECAY)
+            self.ema_model = ModelEMA(self.model, getattr(self.exp, "ema_decay", EMA_DECAY))
             self._restore_ema()
         self.model.train()
 
@@ -230,6 +235,8 @@ class Trainer:
             self.metric_writer = build_metric_writer(_arg(self.args, "logger", "tensorboard"), self.file_name)
         if "rng" in self._resume_state:
             restore_rng_states(self._resume_state["rng"], self.policy)
+        if self.rank == 0:
+            reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if self._resumed else 0)
         logger.info("Training start...")
         logger.info(f"\n{model}")
 
@@ -253,8 +260,9 @@ class Trainer:
             # so no batch prefetched with mosaic leaks into this epoch: resuming here is exact
             self.mosaic_closed = True
             self._start_stream()
-        logger.info("--->Add additional L1 loss now!")
-        unwrap_model(self.model).head.use_l1 = True
+        if getattr(self.exp, "l1_in_no_aug", True):
+            logger.info("--->Add additional L1 loss now!")
+            unwrap_model(self.model).head.use_l1 = True
         self.exp.eval_interval = 1
         if not self.no_aug:
             self.save_ckpt(ckpt_name="last_mosaic_epoch")
@@ -263,7 +271,8 @@ class Trainer:
         if self.epoch_bar is not None:
             self.epoch_bar.close()
         self.save_ckpt(ckpt_name="latest")
-        if (self.epoch + 1) % self.exp.eval_interval == 0:
+        # the last epoch is always evaluated: the final figure must not be an older one
+        if (self.epoch + 1) % self.exp.eval_interval == 0 or self.epoch + 1 == self.max_epoch:
             all_reduce_norm(self.model)
             self.evaluate_and_save_model()
 
@@ -375,6 +384,8 @@ class Trainer:
         model.load_state_dict(ckpt["train_model"] if "train_model" in ckpt else ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.best_ap = ckpt.get("best_ap", 0) or 0
+        self.best_epoch = int(ckpt.get("best_epoch", 0) or 0)
+        self.train_seconds = float(ckpt.get("train_seconds", 0.0) or 0.0)
         ckpt_epoch = int(ckpt["start_epoch"])
         override = _arg(self.args, "start_epoch")
         self.start_epoch = override - 1 if override is not None else ckpt_epoch
@@ -421,7 +432,9 @@ class Trainer:
             "model": saved_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "best_ap": self.best_ap,
+            "best_epoch": self.best_epoch,
             "curr_ap": ap,
+            "train_seconds": self.train_seconds,
             # what an exact resume needs beyond upstream's keys
             "samples_seen": self.samples_seen,
             "iteration": self.progress_in_iter + 1,
@@ -448,12 +461,19 @@ class Trainer:
         first_best = not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))
         update_best = ap50_95 > self.best_ap or first_best
         self.best_ap = max(self.best_ap, ap50_95)
+        if update_best:
+            self.best_epoch = self.epoch + 1
         if self.rank == 0:
             if self.metric_writer is not None:
                 self.metric_writer.add_scalars({"val/COCOAP50": ap50, "val/COCOAP50_95": ap50_95}, self.epoch + 1)
             logger.info("\n" + str(summary))
         synchronize()
         self.save_ckpt("last_epoch", update_best, ap=ap50_95)
+        if self.rank == 0:
+            append_eval(self.file_name, {
+                "epoch": self.epoch + 1, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(update_best),
+                "no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
+                "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)})
         if self.save_history_ckpt:
             self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
 

@@ -55,7 +55,9 @@ class Exp(BaseExp):
         self.basic_lr_per_img = 0.01 / 64.0
         self.scheduler = "yoloxwarmcos"
         self.no_aug_epochs = 15
+        self.l1_in_no_aug = True  # upstream adds the L1 box loss when mosaic stops
         self.ema = True
+        self.ema_decay = 0.9998  # upstream's; the EMA ramps up to it over the first few thousand steps
         self.weight_decay = 5e-4
         self.momentum = 0.9
         self.print_interval = 10

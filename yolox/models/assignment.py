@@ -68,13 +68,15 @@ def box_iou_cxcywh(gt_boxes: Tensor, pred_boxes: Tensor) -> Tensor:
     return overlap.div_((area_gt + area_pred).sub_(overlap))
 
 
-def _in_center_window(gt_centers: Tensor, anchor_centers: Tensor, strides: Tensor) -> Tensor:
-    """[b, g, A] whether each anchor centre lies strictly inside each gt's 1.5-stride square.
+def _in_center_window(gt_centers: Tensor, anchor_centers: Tensor, strides: Tensor,
+                      center_radius: float = CENTER_RADIUS) -> Tensor:
+    """[b, g, A] whether each anchor centre lies strictly inside each gt's square of half-side
+    `center_radius` strides (upstream: 1.5).
 
     A float difference a - b is positive exactly when a > b, so comparing against the rounded
     window edges gives the same answer as testing the four offsets for positivity.
     """
-    radius = strides * CENTER_RADIUS
+    radius = strides * center_radius
     inside: Optional[Tensor] = None
     for axis in range(2):
         gt_c, anchor_c = gt_centers[..., axis, None], anchor_centers[:, axis]
@@ -160,11 +162,12 @@ def _assign_images(
     anchor_centers: Tensor,
     strides: Tensor,
     gt_slices: list[slice],
+    center_radius: float = CENTER_RADIUS,
 ) -> _ChunkMatches:
     """Matches for a few images, their gts taken one slice at a time."""
 
     def window(gts: slice) -> Tensor:
-        inside = _in_center_window(gt_boxes[:, gts, :2], anchor_centers, strides)
+        inside = _in_center_window(gt_boxes[:, gts, :2], anchor_centers, strides, center_radius)
         return inside.logical_and_(gt_valid[:, gts, None])
 
     # Candidates depend on every gt of the image, so split images need a first pass over the gts.
@@ -225,12 +228,14 @@ def simota_assign(
     y_shifts: Tensor,
     expanded_strides: Tensor,
     max_pair_elements: Optional[int] = None,
+    center_radius: float = CENTER_RADIUS,
 ) -> SimOTAAssignment:
     """Assign anchors to ground truths for a whole batch.
 
     outputs: [B, A, 5+C] train-mode head output (decoded cx, cy, w, h; obj and cls logits).
     labels: [B, M, 5] rows (class, cx, cy, w, h), valid rows first, zero padding.
     x_shifts, y_shifts, expanded_strides: [1, A] anchor grid column, row and stride.
+    center_radius: half-side, in strides, of the window around a gt centre where anchors are candidates.
     """
     num_images, num_anchors = outputs.shape[:2]
     num_rows = labels.shape[1]
@@ -253,6 +258,7 @@ def simota_assign(
                 anchor_centers,
                 strides,
                 gt_slices,
+                center_radius,
             )
             for images, gt_slices in _plan_chunks(num_images, num_rows, num_anchors, budget)
         ]

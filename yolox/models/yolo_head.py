@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from .assignment import CENTER_RADIUS
 from .losses import IOUloss
 from .network_blocks import BaseConv, conv_type
 
@@ -70,6 +71,8 @@ class YOLOXHead(nn.Module):
         self.stems = nn.ModuleList(BaseConv(int(ch * width), hidden, 1, 1, act=act) for ch in in_channels)
 
         self.use_l1 = False
+        # SimOTA's candidate window (half-side in strides); a plain attribute, not in the state_dict
+        self.center_radius = CENTER_RADIUS
         self.l1_loss = nn.L1Loss(reduction="none")
         self.bcewithlog_loss = nn.BCEWithLogitsLoss(reduction="none")
         self.iou_loss = IOUloss(reduction="none")
@@ -180,6 +183,7 @@ class YOLOXHead(nn.Module):
             num_classes=self.num_classes,
             use_l1=self.use_l1,
             iou_loss=self.iou_loss,
+            center_radius=self.center_radius,
         )
 
     @torch.no_grad()
@@ -190,7 +194,8 @@ class YOLOXHead(nn.Module):
         from .assignment import simota_assign  # LOSS-owned
 
         outputs, x_shifts, y_shifts, expanded_strides, _ = self.train_outputs(xin)
-        assignment = simota_assign(outputs, labels, x_shifts, y_shifts, expanded_strides)
+        assignment = simota_assign(outputs, labels, x_shifts, y_shifts, expanded_strides,
+                                   center_radius=self.center_radius)
         centres = torch.stack([(x_shifts[0] + 0.5) * expanded_strides[0], (y_shifts[0] + 0.5) * expanded_strides[0]], 1)
         paths = []
         for image_idx, image in enumerate(imgs):

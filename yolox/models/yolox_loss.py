@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .assignment import simota_assign
+from .assignment import CENTER_RADIUS, simota_assign
 
 REG_WEIGHT = 5.0
 L1_EPS = 1e-8
@@ -33,6 +33,7 @@ def compute_losses(
     num_classes: int,
     use_l1: bool,
     iou_loss: nn.Module,
+    center_radius: float = CENTER_RADIUS,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(total, 5 * iou, obj, cls, l1, positives per gt) for a train-mode head output.
 
@@ -41,7 +42,7 @@ def compute_losses(
     """
     if use_l1 and origin_preds is None:
         raise ValueError("compute_losses: use_l1 is on but the head passed no origin_preds")
-    assignment = simota_assign(outputs, labels, x_shifts, y_shifts, expanded_strides)
+    assignment = simota_assign(outputs, labels, x_shifts, y_shifts, expanded_strides, center_radius=center_radius)
     positive = assignment.fg_mask[..., None]
     num_fg = assignment.fg_mask.sum()
     normalizer = num_fg.clamp(min=1)

@@ -37,7 +37,7 @@ class _Decisions:
         self.warnings.append(message)
 
 
-def _decide_amp(out: _Decisions, kind: str, device: torch.device, fp16: bool, bf16: Optional[bool],
+def _decide_amp(out: _Decisions, kind: str, device: torch.device, fp16: Optional[bool], bf16: Optional[bool],
                 probe: ProbeFn) -> None:
     if kind == "cuda":
         _decide_amp_cuda(out, device, fp16, bf16)
@@ -52,7 +52,7 @@ def _fp32(out: _Decisions, reason: str) -> None:
     out.set("grad_scaler", False, "no scaler without fp16 autocast")
 
 
-def _decide_amp_cuda(out: _Decisions, device: torch.device, fp16: bool, bf16: Optional[bool]) -> None:
+def _decide_amp_cuda(out: _Decisions, device: torch.device, fp16: Optional[bool], bf16: Optional[bool]) -> None:
     if bf16:
         simulated = device.type != "cuda"
         if simulated or torch.cuda.is_bf16_supported():
@@ -62,14 +62,15 @@ def _decide_amp_cuda(out: _Decisions, device: torch.device, fp16: bool, bf16: Op
             return
         out.warn("bf16 asked but this GPU does not support it (pre-Ampere); training in fp16 with a GradScaler")
         fp16 = True
-    if fp16:
-        out.set("amp_dtype", torch.float16, "--fp16: CUDA fp16 autocast (tensor cores)")
+    if fp16 or fp16 is None:
+        out.set("amp_dtype", torch.float16, "--fp16: CUDA fp16 autocast (tensor cores)" if fp16 else
+                "CUDA default when the caller leaves fp16 open: fp16 autocast on tensor cores (--no-fp16 for fp32)")
         out.set("grad_scaler", True, "fp16 gradients underflow without loss scaling")
         return
     _fp32(out, "AMP not asked (--fp16 / bf16 off)")
 
 
-def _decide_amp_mps(out: _Decisions, fp16: bool, bf16: Optional[bool], probe: ProbeFn) -> None:
+def _decide_amp_mps(out: _Decisions, fp16: Optional[bool], bf16: Optional[bool], probe: ProbeFn) -> None:
     if not (fp16 or bf16):
         _fp32(out, "AMP off by default on MPS: fp16 BatchNorm under MPS autocast hard-aborted in torch 2.7; "
                    "--fp16 runs a probe first")
@@ -95,7 +96,7 @@ def _decide_amp_mps(out: _Decisions, fp16: bool, bf16: Optional[bool], probe: Pr
         out.set("grad_scaler", True, "fp16 gradients underflow without loss scaling; the probe checked unscale")
 
 
-def _decide_amp_cpu(out: _Decisions, fp16: bool, bf16: Optional[bool]) -> None:
+def _decide_amp_cpu(out: _Decisions, fp16: Optional[bool], bf16: Optional[bool]) -> None:
     if bf16:
         out.set("amp_dtype", torch.bfloat16, "bf16 autocast explicitly asked on CPU")
         out.set("grad_scaler", False, "bf16 has fp32's exponent range: no scaler")
@@ -219,7 +220,7 @@ def _decide_fallback(out: _Decisions, kind: str) -> None:
                                        "NotImplementedError (set it before importing torch: setup_mps_environment)")
 
 
-def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[bool] = None, local_rank: int = 0,
+def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16: Optional[bool] = None, local_rank: int = 0,
                  world_size: int = 1, tensors_on: Optional[str] = None, memory: Optional[MemoryBackend] = None,
                  cache_release_every: Optional[int] = None, compile: bool = False,
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
@@ -229,7 +230,7 @@ def build_policy(requested: str = "auto", *, fp16: bool = False, bf16: Optional[
 
     `tensors_on` builds the rules of `requested` with tensors on another device (how MPS is tested on a CPU);
     `memory` replaces the memory backend; `amp_probe(dtype) -> (ok, reason)` replaces the MPS AMP probe;
-    `deterministic` (a seeded run) turns cuDNN autotuning off.
+    `deterministic` (a seeded run) turns cuDNN autotuning off; `fp16=None` leaves AMP to the device default (on for CUDA).
     Warnings (a refused fp16, ...) are logged once here and kept in `policy.warnings`.
     """
     kind, device = _resolve(requested, local_rank, world_size, tensors_on)
