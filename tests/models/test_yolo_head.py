@@ -142,6 +142,16 @@ def test_train_forward_follows_device_and_dtype(recorded_losses):
         assert tensor.device.type == "meta" and tensor.dtype == torch.float64, key
 
 
+def test_train_decode_and_loss_inputs_are_float32_under_half_autocast(recorded_losses):
+    """Half-precision convolutions, float32 box decode: exp(w) and w * h overflow float16 at large boxes."""
+    model = tiny_model().train()
+    model.head.use_l1 = True
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        model(torch.rand(2, 3, *SIZE), torch.zeros(2, 4, 5))
+    for key in ("outputs", "origin_preds"):
+        assert recorded_losses[key].dtype == torch.float32, key
+
+
 def test_visualize_assignment_writes_one_image_per_input(tmp_path):
     cv2 = pytest.importorskip("cv2")
     model = tiny_model().eval()

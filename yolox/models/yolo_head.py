@@ -148,10 +148,11 @@ class YOLOXHead(nn.Module):
     def train_outputs(self, xin: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         """Train-mode tensors over all levels: outputs [B, A, 5+C] (decoded boxes, obj/cls logits),
         x_shifts, y_shifts, expanded_strides [1, A], origin_preds [B, A, 4] raw reg (None unless use_l1)."""
-        dtype = xin[0].dtype
+        # decode and loss in at least float32: under fp16 autocast exp(w) and IoU areas (w * h > 65504) overflow
+        dtype = torch.promote_types(xin[0].dtype, torch.float32)
         outputs, x_shifts, y_shifts, expanded_strides, origin_preds = [], [], [], [], []
         for k, (stride, x) in enumerate(zip(self.strides, xin)):
-            reg, obj, cls = self._level_outputs(k, x)
+            reg, obj, cls = (part.to(dtype) for part in self._level_outputs(k, x))
             output, grid = self.get_output_and_grid(torch.cat([reg, obj, cls], dim=1), k, stride, dtype)
             outputs.append(output)
             x_shifts.append(grid[..., 0])
