@@ -162,6 +162,12 @@ def test_no_detections(coco_gt):
     (ap50_95, ap50, summary), outputs = evaluate_rows(coco_gt, detections, max_dets=100)
     assert (ap50_95, ap50) == (0, 0) and outputs == {}
     assert summary.startswith("Average forward time")
+    # the table is logged every time: a line says why it is all zeros
+    assert "no detections above the confidence threshold" in summary
+    ap_lines = [line for line in summary.splitlines() if "Average Precision" in line or "Average Recall" in line]
+    assert len(ap_lines) == 12 and all(line.endswith("= 0.000") for line in ap_lines)
+    assert "IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.000" in ap_lines[0]
+    assert "per class AP:" in summary and "per class AR:" in summary
 
 
 def test_per_class_table_keeps_every_class():

@@ -21,7 +21,7 @@ def test_train_cli_trains_evaluates_and_saves(tmp_path):
     for name in ("latest_ckpt.pth", "best_ckpt.pth", "last_epoch_ckpt.pth"):
         assert (out / name).is_file(), name
     log = (out / "train_log.txt").read_text()
-    # an evaluation without any detection logs timing only (upstream); one with detections the table
+    # the table is logged with or without detections (a 2-epoch run may detect nothing)
     assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all" in log and "per class AP" in log
     assert "epoch: 2/2, iter: 2/2" in log and "Training of experiment is done" in log
     ckpt = torch.load(out / "latest_ckpt.pth", weights_only=True)

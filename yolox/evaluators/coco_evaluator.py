@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from pycocotools.cocoeval import Params
 from tabulate import tabulate
 
 from yolox.evaluators.cocoeval_backend import cocoeval_class
@@ -104,23 +105,28 @@ class COCOEvaluator:
         if not is_main_process():
             return 0, 0, None
         info = timing_line(statistics, self.dataloader.batch_size)
-        if len(data_dict) == 0:
-            return 0, 0, info
-
         coco_gt = self.dataloader.dataset.coco
-        coco_eval = self._run_cocoeval(coco_gt, data_dict)
-        coco_eval.stats, summary = summarize(coco_eval)
-        info += summary
-        info += (f"recall by diameter (IoU 0.5, up to {self.max_dets} detections per image):\n"
-                 + recall_table(recall_by_diameter(coco_gt, data_dict, self.max_dets)) + "\n")
         class_names = [coco_gt.cats[cat_id]["name"] for cat_id in sorted(coco_gt.cats)]
+        if len(data_dict) == 0:
+            # the user sees the same table every time; without detections every figure is 0
+            info += "no detections above the confidence threshold: every AP and AR below is 0\n"
+            stats = np.zeros(len(_SUMMARY_LINES))
+            info += summary_text(stats, Params(iouType="bbox").iouThrs, [1, 10, self.max_dets])
+            per_class_ap = per_class_ar = [0.0] * len(class_names)
+        else:
+            coco_eval = self._run_cocoeval(coco_gt, data_dict)
+            coco_eval.stats, summary = summarize(coco_eval)
+            stats = coco_eval.stats
+            info += summary
+            info += (f"recall by diameter (IoU 0.5, up to {self.max_dets} detections per image):\n"
+                     + recall_table(recall_by_diameter(coco_gt, data_dict, self.max_dets)) + "\n")
+            per_class_ap = _per_class_mean(coco_eval.eval["precision"], axis=2)
+            per_class_ar = _per_class_mean(coco_eval.eval["recall"], axis=1)
         if self.per_class_AP:
-            table = per_class_table(_per_class_mean(coco_eval.eval["precision"], axis=2), class_names, "AP")
-            info += "per class AP:\n" + table + "\n"
+            info += "per class AP:\n" + per_class_table(per_class_ap, class_names, "AP") + "\n"
         if self.per_class_AR:
-            table = per_class_table(_per_class_mean(coco_eval.eval["recall"], axis=1), class_names, "AR")
-            info += "per class AR:\n" + table + "\n"
-        return coco_eval.stats[0], coco_eval.stats[1], info
+            info += "per class AR:\n" + per_class_table(per_class_ar, class_names, "AR") + "\n"
+        return float(stats[0]), float(stats[1]), info
 
     def _run_cocoeval(self, coco_gt, data_dict: List[dict]):
         path = self._write_results(data_dict)
@@ -164,7 +170,6 @@ def summarize(coco_eval) -> Tuple[np.ndarray, str]:
     """
     params = coco_eval.params
     stats = np.zeros(len(_SUMMARY_LINES))
-    lines = []
     for i, (metric, iou, area, det_index) in enumerate(_SUMMARY_LINES):
         values = coco_eval.eval["precision" if metric == "AP" else "recall"]
         area_index = params.areaRngLbl.index(area)
@@ -176,11 +181,18 @@ def summarize(coco_eval) -> Tuple[np.ndarray, str]:
             values = values[np.where(np.isclose(params.iouThrs, iou))[0]]
         valid = values[values > -1]
         stats[i] = float(np.mean(valid)) if valid.size else -1.0
+    return stats, summary_text(stats, params.iouThrs, params.maxDets)
+
+
+def summary_text(stats: Sequence[float], iou_thresholds: Sequence[float], max_dets: Sequence[int]) -> str:
+    """The 12 standard COCO summary lines for `stats`."""
+    lines = []
+    for value, (metric, iou, area, det_index) in zip(stats, _SUMMARY_LINES):
         title = "Average Precision" if metric == "AP" else "Average Recall"
-        iou_text = f"{params.iouThrs[0]:0.2f}:{params.iouThrs[-1]:0.2f}" if iou is None else f"{iou:0.2f}"
+        iou_text = f"{iou_thresholds[0]:0.2f}:{iou_thresholds[-1]:0.2f}" if iou is None else f"{iou:0.2f}"
         lines.append(f" {title:<18} ({metric}) @[ IoU={iou_text:<9} | area={area:>6s} | "
-                     f"maxDets={params.maxDets[det_index]:>3d} ] = {stats[i]:0.3f}")
-    return stats, "\n".join(lines) + "\n"
+                     f"maxDets={max_dets[det_index]:>3d} ] = {value:0.3f}")
+    return "\n".join(lines) + "\n"
 
 
 def per_class_table(values: Sequence[float], class_names: Sequence[str], metric: str, columns: int = 6) -> str:
