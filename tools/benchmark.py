@@ -49,7 +49,7 @@ PRESETS = {
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser("YOLOX benchmark")
+    parser = CLIParser("YOLOX benchmark")
     parser.add_argument("-n", "--name", default="yolox-s", help="default exp name, e.g. yolox-s")
     parser.add_argument("-f", "--exp_file", default=None, help="exp file (wins over -n)")
     parser.add_argument("-b", "--batch-size", type=int, default=16)
@@ -286,4 +286,4 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -18,6 +18,8 @@ from loguru import logger
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 from yolox.data.datasets.detection_formats import (  # noqa: E402
     available_splits, load_split_as_coco, resolve_format,
 )
@@ -71,7 +73,7 @@ def convert(src: str, out: str, data_format: str = "auto", splits: Optional[List
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Convert a YOLO txt or crater CSV dataset to COCO json")
+    parser = CLIParser(description="Convert a YOLO txt or crater CSV dataset to COCO json")
     parser.add_argument("src", help="dataset folder (data.yaml for YOLO txt, <split>.csv for crater CSV)")
     parser.add_argument("--out", required=True, help="output COCO folder")
     parser.add_argument("--format", default="auto", choices=("auto", "yolo", "csv"), help="source format")
@@ -87,4 +89,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

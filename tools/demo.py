@@ -14,6 +14,8 @@ from loguru import logger
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 from yolox.data.data_augment import ValTransform  # noqa: E402
 from yolox.data.datasets import COCO_CLASSES  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
@@ -23,7 +25,7 @@ IMAGE_EXT = (".jpg", ".jpeg", ".webp", ".bmp", ".png")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("YOLOX Demo!")
+    parser = CLIParser("YOLOX Demo!")
     parser.add_argument("demo", default="image", help="demo type: image, video or webcam")
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
@@ -288,4 +290,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    run()
+    run_cli(run)

@@ -8,13 +8,15 @@ from loguru import logger
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
+
 from yolox.core import launch  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
 from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("YOLOX Eval")
+    parser = CLIParser("YOLOX Eval")
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
     parser.add_argument("--dist-backend", default=None, type=str,
@@ -70,7 +72,7 @@ def load_trt_decoder(model, file_name: str, args, policy, is_distributed: bool):
     return trt_file, model.head.decode_outputs
 
 
-@logger.catch(reraise=True)
+@logger.catch(reraise=True, exclude=UserError)
 def main(exp, args, num_devices: int) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -149,4 +151,4 @@ def run(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    run_cli(run)

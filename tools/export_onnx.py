@@ -11,11 +11,13 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 from yolox.exp import get_exp  # noqa: E402
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("YOLOX onnx deploy")
+    parser = CLIParser("YOLOX onnx deploy")
     parser.add_argument("--output-name", type=str, default="yolox.onnx", help="output name of models")
     parser.add_argument("--input", default="images", type=str, help="input node name of onnx model")
     parser.add_argument("--output", default="output", type=str, help="output node name of onnx model")
@@ -91,4 +93,4 @@ def run(argv=None) -> str:
 
 
 if __name__ == "__main__":
-    run()
+    run_cli(run)

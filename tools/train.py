@@ -9,6 +9,8 @@ from loguru import logger
 # running as `python tools/train.py` puts tools/ first on sys.path, not the repository
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
+
 from yolox.core import launch  # noqa: E402
 from yolox.exp import check_exp_value, get_exp  # noqa: E402
 from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
@@ -20,7 +22,7 @@ SWITCH = {"auto": None, "on": True, "off": False}
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("YOLOX train parser")
+    parser = CLIParser("YOLOX train parser")
     parser.add_argument("-expn", "--experiment-name", type=str, default=None)
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
     parser.add_argument("--dist-backend", default=None, type=str,
@@ -50,6 +52,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="cuDNN autotuning (auto: off, since multi-scale re-tunes at every new size)")
     parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
+    parser.add_argument("--strict-data", action="store_true",
+                        help="stop on a missing or corrupt image instead of skipping it (exp field strict_data)")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to modify the exp")
     return parser
 
@@ -65,7 +69,7 @@ def process_policy(args, world_size: int):
                         local_rank=get_local_rank(), world_size=world_size)
 
 
-@logger.catch(reraise=True)
+@logger.catch(reraise=True, exclude=UserError)
 def main(exp, args) -> None:
     from yolox.utils.dist import get_world_size
 
@@ -104,6 +108,7 @@ def run(argv=None) -> None:
     args = make_parser().parse_args(argv)
     exp = get_exp(args.exp_file, args.name)
     exp.merge(args.opts)
+    exp.strict_data = exp.strict_data or args.strict_data
     check_exp_value(exp)
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
@@ -120,4 +125,4 @@ def run(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    run_cli(run)

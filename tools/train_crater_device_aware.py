@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Tuple
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 DEFAULT_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_m_crater.py")
 SCRATCH_EXPS = {size: os.path.join(REPO_ROOT, "exps", "crater", f"yolox_{size}_crater.py") for size in ("s", "m")}
 RUN_SUMMARY_FILE = "run_summary.json"
@@ -39,7 +41,7 @@ DEMO_DATA = dict(num_train=128, num_val=32, img_size=192, min_radius=5.0, max_ra
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CLIParser(
         "train_crater_device_aware", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-f", "--exp_file", default=None,
@@ -79,13 +81,15 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-ckpt", action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
     parser.add_argument("--dist-url", default=None, help="rendezvous URL for -d > 1 (default: a free local port)")
+    parser.add_argument("--strict-data", action="store_true",
+                        help="stop on a missing or corrupt image instead of skipping it (exp field strict_data)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=None, help="KEY VALUE pairs to modify the exp")
     return parser
 
 
 def prepare_environment(argv: Optional[List[str]]) -> None:
     """Set the MPS environment variables before anything imports torch (torch reads them early)."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False)  # pre-parse only
     pre.add_argument("--mps-high-watermark", type=float, default=None)
     known, _ = pre.parse_known_args(argv)
     if sys.platform == "darwin" or known.mps_high_watermark is not None:
@@ -187,6 +191,7 @@ def build_exp(args):
     if args.data_dir is not None:
         exp.data_dir = args.data_dir
     exp.merge(args.opts or [])
+    exp.strict_data = exp.strict_data or args.strict_data
     check_exp_value(exp)
     if args.eval_batch is not None:
         exp.eval_batch_size = args.eval_batch
@@ -495,4 +500,4 @@ def report_run(run_dir: str, exp, batch: int, wall_seconds: float) -> Optional[d
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -270,6 +270,10 @@ class Trainer:
     def after_epoch(self) -> None:
         if self.epoch_bar is not None:
             self.epoch_bar.close()
+        skipped = self.skipped_images()
+        if skipped:
+            logger.warning(f"epoch {self.epoch + 1}: {len(skipped)} training image(s) unreadable since the dataset "
+                           f"check were skipped: {', '.join(skipped[:20])}")
         self.save_ckpt(ckpt_name="latest")
         # the last epoch is always evaluated: the final figure must not be an older one
         if (self.epoch + 1) % self.exp.eval_interval == 0 or self.epoch + 1 == self.max_epoch:
@@ -301,13 +305,23 @@ class Trainer:
         loss_str = ", ".join(f"{k}: {v:.1f}" for k, v in losses.items())
         lr = self.meter["lr"].latest
         img_per_s = self.per_rank_batch * self.world_size / max(self.meter["iter_time"].avg, 1e-9)
+        skipped = self.skipped_images()
+        skipped_str = f", skipped images: {len(skipped)}" if skipped else ""
         logger.info(f"{progress_str}, {self.policy.memory_line()}, {time_str}, {loss_str}, lr: {lr:.3e}"
-                    f", size: {self.input_size[0]:d}, {img_per_s:.1f} img/s, {eta_str}")
+                    f", size: {self.input_size[0]:d}, {img_per_s:.1f} img/s{skipped_str}, {eta_str}")
         if self.metric_writer is not None:
             scalars = {"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}}
             self.metric_writer.add_scalars(scalars, self.progress_in_iter)
         self.meter.clear_meters()
         self._stop_if_diverged(losses.get("total_loss", 0.0))
+
+    def skipped_images(self) -> list:
+        """Paths of training images that became unreadable after the dataset check (skipped, replaced)."""
+        skipped = getattr(self._base_dataset, "skipped", None)
+        if skipped is None:
+            return []
+        return [self._base_dataset.image_path(i) if hasattr(self._base_dataset, "image_path") else str(i)
+                for i in skipped.indices()]
 
     def _stop_if_diverged(self, total_loss: float) -> None:
         """Stop a run whose loss stays NaN/inf instead of training on it for days (read at log time only)."""

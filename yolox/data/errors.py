@@ -2,7 +2,10 @@
 setting, the entry and the fix."""
 
 
-class DataError(ValueError):
+from yolox.utils.user_errors import UserError
+
+
+class DataError(UserError, ValueError):
     """Bad annotation, image or augmentation setting."""
 
 

@@ -7,6 +7,15 @@ from pathlib import Path
 from typing import List, Optional
 
 from yolox.exp.base_exp import BaseExp
+from yolox.utils.user_errors import UserError
+
+
+class ExpNotFoundError(UserError, FileNotFoundError):
+    """No exp file at the path given."""
+
+
+class UnknownExpError(UserError, ValueError):
+    """No exp of the name given, or neither a file nor a name."""
 
 __all__ = ["get_exp", "get_exp_by_file", "get_exp_by_name", "default_exp_names"]
 
@@ -17,7 +26,7 @@ def get_exp_by_file(exp_file: str) -> BaseExp:
     """Import `exp_file` as a module named after its stem and instantiate its class `Exp`."""
     path = Path(exp_file).expanduser().resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"exp file {exp_file} not found; pass the path of a .py file defining class Exp")
+        raise ExpNotFoundError(f"exp file {exp_file} not found; pass the path of a .py file defining class Exp")
     module_name = path.name.split(".")[0]
     # Its folder goes on sys.path so that the file can import its neighbours, and spawned
     # worker processes can re-import the module by name when they unpickle the Exp.
@@ -49,7 +58,7 @@ def get_exp_by_name(exp_name: str) -> BaseExp:
     module_name = exp_name.replace("-", "_")
     valid = default_exp_names()
     if module_name not in valid:
-        raise ValueError(f"unknown experiment name {exp_name!r}; valid names: {', '.join(valid)}")
+        raise UnknownExpError(f"unknown experiment name {exp_name!r}; valid names: {', '.join(valid)}")
     module = importlib.import_module(f"yolox.exp.default.{module_name}")
     return _instantiate(module.Exp, exp_name)
 
@@ -63,7 +72,7 @@ def default_exp_names() -> List[str]:
 def get_exp(exp_file: Optional[str] = None, exp_name: Optional[str] = None) -> BaseExp:
     """Exp from a file (wins when both are given) or from a standard name."""
     if exp_file is None and exp_name is None:
-        raise ValueError("give an exp file (-f path/to/exp.py) or an experiment name (-n yolox-s)")
+        raise UnknownExpError("give an exp file (-f path/to/exp.py) or an experiment name (-n yolox-s)")
     if exp_file is not None:
         return get_exp_by_file(exp_file)
     return get_exp_by_name(exp_name)

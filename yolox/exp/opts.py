@@ -4,12 +4,14 @@ from typing import Any, Sequence
 
 from loguru import logger
 
+from yolox.utils.user_errors import UserError
+
 _TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 _FALSE_WORDS = {"false", "0", "no", "n", "off"}
 _MISSING = object()
 
 
-class OptsError(ValueError):
+class OptsError(UserError, ValueError):
     """A `KEY VALUE` override that cannot be applied."""
 
 

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from yolox.exp.base_exp import BaseExp
+from yolox.utils.user_errors import UserError
 
 __all__ = ["Exp", "check_exp_value"]
 
@@ -342,8 +343,13 @@ def split_param_groups(model: nn.Module) -> Tuple[list, list, list]:
     return bn_weights, weights, biases
 
 
+class ExpValueError(UserError, ValueError):
+    """An exp setting that cannot work."""
+
+
 def check_exp_value(exp: Any) -> None:
     """Training sizes must be multiples of 32 (the largest stride)."""
     height, width = exp.input_size[:2]
     if height % 32 != 0 or width % 32 != 0:
-        raise ValueError(f"input_size {tuple(exp.input_size)} must be multiples of 32 in height and width")
+        raise ExpValueError(f"input_size {tuple(exp.input_size)} must be multiples of 32 in height and width: "
+                            "set input_size in the exp (or `input_size 640,640` on the command line)")

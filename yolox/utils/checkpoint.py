@@ -13,6 +13,8 @@ from loguru import logger
 from tabulate import tabulate
 from torch import nn
 
+from yolox.utils.user_errors import UserError
+
 __all__ = [
     "UnsafeCheckpointError",
     "load_checkpoint_file",
@@ -25,7 +27,11 @@ PathLike = Union[str, os.PathLike]
 _TRUST_HINT = "pass --trust-ckpt on the command line or trust_pickle=True in Python"
 
 
-class UnsafeCheckpointError(RuntimeError):
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+    """The checkpoint path names no file."""
+
+
+class UnsafeCheckpointError(UserError, RuntimeError):
     """The checkpoint holds objects that weights-only loading refuses (they could run code)."""
 
 
@@ -64,7 +70,7 @@ def _refusal(path: PathLike, error: Exception) -> UnsafeCheckpointError:
 def load_checkpoint_file(path: PathLike, map_location: Any = "cpu", trust_pickle: bool = False) -> Dict[str, Any]:
     """torch.load with weights_only=True (plus NumPy scalars); full unpickling only when trust_pickle."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint file not found: {path}: check the path given with -c")
     # torch < 2.5 has no safe_globals: NumPy scalars are then refused like any other global.
     allow = getattr(torch.serialization, "safe_globals", None)
     try:

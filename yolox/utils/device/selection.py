@@ -9,10 +9,12 @@ from typing import Optional, Tuple
 
 import torch
 
+from yolox.utils.user_errors import UserError
+
 KINDS = ("cuda", "mps", "cpu")
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(UserError, RuntimeError):
     """The requested device cannot be used here; the message says why and what to do."""
 
 
