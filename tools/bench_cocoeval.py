@@ -16,6 +16,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from tabulate import tabulate
 
+from yolox.utils.user_errors import CLIParser, run_cli
+
 MAX_DETS = [1, 10, 1000]
 TOLERANCE = 1e-6
 
@@ -99,7 +101,7 @@ def measure(name: str, dataset: dict, results: List[dict]) -> Tuple[float, np.nd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CLIParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dense-images", type=int, default=300)
     parser.add_argument("--dense-boxes", type=int, nargs=2, default=(300, 340), metavar=("MIN", "MAX"))
     parser.add_argument("--sparse-images", type=int, default=500)
@@ -126,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

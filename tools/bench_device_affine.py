@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
+from yolox.utils.user_errors import CLIParser, run_cli
+
 PAD_VALUE = 114.0
 
 
@@ -88,7 +90,7 @@ def median_seconds(step: Callable[[], torch.Tensor], repeats: int, sync: Callabl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CLIParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=640)
@@ -128,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -19,13 +19,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
+from yolox.utils.user_errors import CLIParser, run_cli
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRATER_SCRIPT = os.path.join(REPO_ROOT, "tools", "train_crater_device_aware.py")
 METRICS = ("best_AP50", "best_AP50_95", "final_AP50", "final_AP50_95")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("crater_bench", description=__doc__.split("\n\n")[0])
+    parser = CLIParser("crater_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="recipe", help="tag of this recipe in the JSON lines and tables")
     parser.add_argument("--seeds", default="3", help="a count K (seeds 0..K-1) or a list such as 0,1,2")
     parser.add_argument("--data-dir", default=None, help="crater data folder, passed to the crater script")
@@ -179,4 +181,4 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
