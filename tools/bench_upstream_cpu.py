@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Model step (forward, loss, backward, SGD) of upstream YOLOX and of this project, interleaved in one process.
+
+Upstream is imported from a source tree given with --upstream (its `yolox` package is loaded under its own
+module table, so both live in one process); both models get the same weights, images and boxes.
+
+    pip download --no-deps --no-build-isolation yolox==0.3.0 -d /tmp/up && tar xzf /tmp/up/yolox-0.3.0.tar.gz -C /work/upstream_site
+    python tools/bench_upstream_cpu.py --upstream /work/upstream_site/yolox-0.3.0 --threads 2 --reps 15
+"""
+import argparse
+import statistics
+import sys
+import time
+import types
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+
+def load_upstream_yolox(source_dir: str) -> types.SimpleNamespace:
+    """Import upstream's yolox.models from `source_dir` without disturbing this project's `yolox`."""
+    ours = {name: sys.modules.pop(name) for name in list(sys.modules) if name == "yolox" or name.startswith("yolox.")}
+    sys.modules.setdefault("thop", types.SimpleNamespace(profile=None))  # upstream's FLOP counter, unused here
+    sys.path.insert(0, source_dir)
+    try:
+        from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead  # upstream's, from source_dir
+    finally:
+        sys.path.remove(source_dir)
+        for name in [name for name in sys.modules if name == "yolox" or name.startswith("yolox.")]:
+            sys.modules.pop(name)
+        sys.modules.update(ours)
+    return types.SimpleNamespace(YOLOPAFPN=YOLOPAFPN, YOLOX=YOLOX, YOLOXHead=YOLOXHead)
+
+
+def nano(classes: Callable, num_classes: int) -> torch.nn.Module:
+    """yolox-nano (depth 0.33, width 0.25, depthwise) from a module namespace with upstream's constructors."""
+    in_channels = [256, 512, 1024]
+    backbone = classes.YOLOPAFPN(0.33, 0.25, in_channels=in_channels, depthwise=True)
+    head = classes.YOLOXHead(num_classes, 0.25, in_channels=in_channels, depthwise=True)
+    return classes.YOLOX(backbone, head)
+
+
+def step_fn(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+
+    def step() -> None:
+        loss = model(images, targets)["total_loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    parser = argparse.ArgumentParser("upstream vs ours, CPU model step")
+    parser.add_argument("--upstream", required=True, help="upstream YOLOX source dir (holds yolox/)")
+    parser.add_argument("-b", "--batch-size", type=int, default=8)
+    parser.add_argument("--size", type=int, default=416)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=15, help="timed steps of each, interleaved")
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from yolox.models.build import build_yolox, init_yolox
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+    from benchmark import synthetic_batch
+
+    upstream = load_upstream_yolox(args.upstream)
+    torch.manual_seed(0)
+    ours = init_yolox(build_yolox(0.33, 0.25, num_classes=1, depthwise=True)).train()
+    theirs = nano(upstream, 1).train()
+    theirs.load_state_dict(ours.state_dict())
+    images, targets = synthetic_batch(args.batch_size, args.size, 20, 1, torch.device("cpu"))
+    steps = {"upstream": step_fn(theirs, images, targets),
+             "ours (channels_last)": step_fn(ours.to(memory_format=torch.channels_last),
+                                             images.contiguous(memory_format=torch.channels_last), targets)}
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for rep in range(args.warmup + args.reps):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if rep >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, sec in medians.items():
+        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
+        print(f"{name:22s} median {sec:.3f} s/step ({spread})  {args.batch_size / sec:.1f} img/s")
+    ratio = medians["upstream"] / medians["ours (channels_last)"]
+    print(f"ours / upstream speed: {ratio:.2f}x (batch {args.batch_size}, {args.size} px, {args.threads} threads, "
+          f"{args.reps} interleaved reps)")
+    return medians
+
+
+if __name__ == "__main__":
+    main()
