@@ -33,5 +33,9 @@ setup(
         "plots": ["matplotlib"],
         "eval": ["faster-coco-eval"],
         "tensorboard": ["tensorboard"],
+        # windowed raster reading and map/lon-lat columns for tools/detect_craters.py
+        "geo": ["rasterio", "pyproj"],
+        # craterstats 3.2.1 uses scipy.integrate.simps (gone in scipy 1.14) and, to plot, np.Inf (gone in numpy 2)
+        "craterstats": ["craterstats", "scipy<1.14", "numpy<2"],
     },
 )

@@ -1,0 +1,84 @@
+"""Tiled detection equals detection on the whole image: no seam duplicates, none lost at seams."""
+import numpy as np
+import pytest
+import torch
+
+from tests.crater_catalog.fake_model import DiscFinder
+from yolox.crater_catalog.compare import compare_catalogues
+from yolox.crater_catalog.detect import DetectionSettings, TileDetector, detect_source
+from yolox.crater_catalog.merge import Craters
+from yolox.crater_catalog.sources import OpenCVSource
+from yolox.data.datasets.synthetic_crater_mosaic import MosaicConfig, place_mosaic_craters, render_mosaic
+from yolox.utils.device import build_policy
+
+import cv2
+
+TILE, OVERLAP = 256, 80
+
+
+@pytest.fixture(scope="module")
+def disc_mosaic(tmp_path_factory):
+    cfg = MosaicConfig(width=1100, height=900, seed=3, style="discs", min_radius=4, max_radius=30,
+                       craters_per_megapixel=250, max_overlap=1.0, min_gap=4, big_craters=2, big_radius=(160, 200))
+    craters = place_mosaic_craters(cfg)
+    path = str(tmp_path_factory.mktemp("mosaic") / "discs.png")
+    cv2.imwrite(path, render_mosaic(cfg, craters))
+    return path, craters
+
+
+def detector():
+    return TileDetector(DiscFinder(), build_policy("cpu"), num_classes=1, conf=0.5, nms=0.5)
+
+
+def whole_image(path):
+    """The same stand-in on the whole picture in one piece: the reference the tiles must reproduce."""
+    with OpenCVSource(path) as source:
+        side = 32 * -(-max(source.width, source.height) // 32)
+        return detect_source(source, detector(), DetectionSettings(tile=side, overlap=0))[0]
+
+
+def test_mosaic_has_craters_cut_by_tile_edges(disc_mosaic):
+    _, craters = disc_mosaic
+    stride = TILE - OVERLAP
+    crossing = [(x, r) for x, _, r in craters if int((x - r) // stride) != int((x + r) // stride)]
+    assert len(crossing) > 10
+    assert (craters[:, 2] * 2 > TILE).sum() == 2
+
+
+def test_tiled_equals_whole_image(disc_mosaic):
+    path, craters = disc_mosaic
+    reference = whole_image(path)
+    small = reference.select(reference.diameter < OVERLAP - 4)
+    with OpenCVSource(path) as source:
+        tiled, tiles = detect_source(source, detector(), DetectionSettings(tile=TILE, overlap=OVERLAP, batch_size=4))
+    assert tiles > 16
+    # every tiled crater is one of the whole image's (one to one: no seam duplicates, no half craters) ...
+    assert compare_catalogues(tiled, reference)["overall"]["precision"] == 1.0
+    # ... and every crater the overlap is made for is found, at exactly the whole image's position and size
+    found = tiled.select(tiled.diameter < OVERLAP - 4)
+    assert compare_catalogues(found, small)["overall"]["recall"] == 1.0 and len(found) == len(small)
+    order_t, order_s = np.lexsort((found.y, found.x)), np.lexsort((small.y, small.x))
+    np.testing.assert_allclose(found.x[order_t], small.x[order_s], atol=1e-6)
+    np.testing.assert_allclose(found.diameter[order_t], small.diameter[order_s], atol=1e-6)
+
+
+def test_extra_scale_finds_craters_larger_than_a_tile(disc_mosaic):
+    path, craters = disc_mosaic
+    reference = whole_image(path)
+    with OpenCVSource(path) as source:
+        tiled, _ = detect_source(source, detector(), DetectionSettings(tile=TILE, overlap=OVERLAP, scales=(1.0, 0.25)))
+    big_truth = reference.select(reference.diameter > TILE)
+    report = compare_catalogues(tiled.select(tiled.diameter > TILE), big_truth)
+    assert len(big_truth) == 2 and report["overall"]["recall"] == 1.0 and report["overall"]["precision"] == 1.0
+    assert compare_catalogues(tiled, reference)["overall"]["f1"] == 1.0
+
+
+def test_duplicates_merge_but_a_crater_on_a_crater_floor_stays():
+    craters = Craters(np.array([100.0, 101.0, 100.0]), np.array([50.0, 50.5, 50.0]), np.array([20.0, 21.0, 80.0]),
+                      np.array([0.9, 0.6, 0.8]))
+    from yolox.crater_catalog.merge import merge_duplicates
+
+    merged = merge_duplicates(craters)
+    assert len(merged) == 2
+    small = merged.select(merged.diameter < 50)
+    assert small.score[0] == pytest.approx(0.9) and 100.0 < small.x[0] < 101.0

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Compare a detected crater catalogue with a reference one: P/R/F1 overall and by diameter, diameter error.
+
+    python tools/compare_catalogues.py out/craters.csv truth.csv --json out/comparison.json
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser("compare_catalogues", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("detected", help="CSV of detected craters (craters.csv)")
+    parser.add_argument("reference", help="CSV of reference craters (same column names)")
+    parser.add_argument("--columns", default="x_px,y_px,diameter_px",
+                        help="x, y and diameter column names (e.g. x_map,y_map,diameter_m)")
+    parser.add_argument("--max-dist-frac", type=float, default=0.5,
+                        help="centres closer than this fraction of the reference diameter can match")
+    parser.add_argument("--max-diam-ratio", type=float, default=1.5,
+                        help="diameters within this ratio (larger / smaller) can match")
+    parser.add_argument("--bins", default=None, help="comma-separated diameter bin edges (default: doubling)")
+    parser.add_argument("--json", default=None, help="also write the report here as JSON")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    from yolox.crater_catalog.compare import MatchRule, compare_catalogues, format_report, read_catalogue
+
+    columns = tuple(part.strip() for part in args.columns.split(","))
+    if len(columns) != 3:
+        raise SystemExit(f"--columns {args.columns!r}: give three names, x,y,diameter")
+    try:
+        detected, reference = read_catalogue(args.detected, columns), read_catalogue(args.reference, columns)
+    except (OSError, ValueError) as error:
+        raise SystemExit(str(error)) from None
+    bins = [float(edge) for edge in args.bins.split(",")] if args.bins else None
+    report = compare_catalogues(detected, reference, MatchRule(args.max_dist_frac, args.max_diam_ratio), bins)
+    report["files"] = {"detected": args.detected, "reference": args.reference}
+    print(format_report(report))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=1)
+        print(f"report written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
