@@ -1,4 +1,5 @@
 """Shared test helpers: locating ../shared (reference fixtures and the THEMIS crater set)."""
+import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,3 +39,14 @@ def loguru_messages(level: str) -> Iterator[List[str]]:
         yield messages
     finally:
         logger.remove(sink_id)
+
+
+class FakeStderr(io.StringIO):
+    """A stderr stand-in that says whether it is a terminal."""
+
+    def __init__(self, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal

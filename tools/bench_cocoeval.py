@@ -53,31 +53,29 @@ def synthetic_set(rng: np.random.Generator, num_images: int, boxes_per_image: Tu
     return {"images": images, "annotations": annotations, "categories": categories}, results
 
 
-def run_pycocotools(dataset: dict, results: List[dict]):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    coco_gt = COCO()
+def run_cocoeval(coco_cls, cocoeval_cls, dataset: dict, results: List[dict]):
+    """Evaluate and accumulate with one library's COCO and COCOeval classes."""
+    coco_gt = coco_cls()
     coco_gt.dataset = dataset
     coco_gt.createIndex()
-    coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+    coco_eval = cocoeval_cls(coco_gt, coco_gt.loadRes(results), "bbox")
     coco_eval.params.maxDets = MAX_DETS
     coco_eval.evaluate()
     coco_eval.accumulate()
     return coco_eval
+
+
+def run_pycocotools(dataset: dict, results: List[dict]):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    return run_cocoeval(COCO, COCOeval, dataset, results)
 
 
 def run_faster_coco_eval(dataset: dict, results: List[dict]):
     from faster_coco_eval import COCO, COCOeval_faster
 
-    coco_gt = COCO()
-    coco_gt.dataset = dataset
-    coco_gt.createIndex()
-    coco_eval = COCOeval_faster(coco_gt, coco_gt.loadRes(results), "bbox")
-    coco_eval.params.maxDets = MAX_DETS
-    coco_eval.evaluate()
-    coco_eval.accumulate()
-    return coco_eval
+    return run_cocoeval(COCO, COCOeval_faster, dataset, results)
 
 
 EVALUATORS: Dict[str, Callable] = {

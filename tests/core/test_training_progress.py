@@ -1,24 +1,15 @@
 """The trainer shows an epoch bar on a terminal (log lines above it) and only its log lines elsewhere."""
 import importlib.util
-import io
 import os
 import sys
 
 import pytest
 
+from tests.conftest import FakeStderr
 from tests.core.conftest import train_args
 from yolox.core.trainer import Trainer
 from yolox.exp import get_exp
 from yolox.utils.device import build_policy
-
-
-class FakeStderr(io.StringIO):
-    def __init__(self, terminal: bool) -> None:
-        super().__init__()
-        self.terminal = terminal
-
-    def isatty(self) -> bool:
-        return self.terminal
 
 
 def train_with_stderr(exp_file, monkeypatch, terminal: bool):

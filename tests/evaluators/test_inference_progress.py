@@ -1,28 +1,18 @@
 """run_inference shows a tqdm bar on a terminal and log lines elsewhere, never both."""
 import importlib.util
-import io
 import sys
 
 import pytest
 import torch
 from torch import nn
 
-from tests.conftest import loguru_messages
+from tests.conftest import FakeStderr, loguru_messages
 from yolox.evaluators.inference import run_inference
 
 
 class NoDetections(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.zeros(images.shape[0], 4, 6)  # objectness 0: nothing passes the threshold
-
-
-class FakeStderr(io.StringIO):
-    def __init__(self, terminal: bool) -> None:
-        super().__init__()
-        self.terminal = terminal
-
-    def isatty(self) -> bool:
-        return self.terminal
 
 
 def evaluate_with_stderr(monkeypatch, terminal: bool):
