@@ -22,6 +22,7 @@ from tabulate import tabulate
 
 from yolox.exp import get_exp
 from yolox.utils.device import DevicePolicy, build_policy
+from yolox.utils.user_errors import CLIParser, run_cli
 
 
 @dataclass(frozen=True)

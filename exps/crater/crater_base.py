@@ -135,14 +135,17 @@ class CraterExp(Exp):
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
                         cache_img: Optional[str] = None, start: int = 0):
+        if self.device_augment and self.no_aug_scale is not None:
+            raise ValueError("no_aug_scale works on the per-image pipeline only: set device_augment False "
+                             "or drop the no_aug_scale override")
         loader = super().get_data_loader(batch_size, is_distributed, no_aug=no_aug, cache_img=cache_img,
                                          start=start)
+        if loader.batch_transform is not None:  # device augmentation: the batch config carries the flips
+            return loader
         transform = loader.dataset.preproc
         if no_aug and self.no_aug_scale is not None:
             transform = ScaleJitterTransform(transform, tuple(self.no_aug_scale), self.translate)
-        if loader.batch_transform is None:  # with device_augment the batch config carries the flips
-            transform = DihedralTransform(transform, self.vflip_prob, self.transpose_prob)
-        loader.dataset.preproc = transform
+        loader.dataset.preproc = DihedralTransform(transform, self.vflip_prob, self.transpose_prob)
         return loader
 
     def batch_augment_config(self):

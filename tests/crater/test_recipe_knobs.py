@@ -37,3 +37,23 @@ def test_sgd_stays_the_default_and_an_unknown_optimizer_is_a_clear_error():
 def test_center_radius_reaches_the_head():
     assert tiny_exp().get_model().head.center_radius == 1.5
     assert tiny_exp(center_radius="2.5").get_model().head.center_radius == 2.5
+
+
+@pytest.mark.parametrize("no_aug", [False, True])
+def test_device_augment_loader_builds_in_both_phases_with_the_crater_flips(tmp_path, no_aug):
+    from tests.data.synth import random_coco_set
+
+    root = random_coco_set(tmp_path, num_images=6)
+    exp = tiny_exp(device_augment="True", data_dir=str(root), input_size="64,64", data_num_workers="0", num_classes="2")
+    loader = exp.get_data_loader(batch_size=4, is_distributed=False, no_aug=no_aug)
+    assert loader.batch_transform.config.vflip_prob == exp.vflip_prob
+    assert loader.batch_transform.config.transpose_prob == exp.transpose_prob
+    images, labels, meta, _ = next(iter(loader))
+    assert images.dtype == torch.uint8 and images.shape[0] == 4
+    assert bool(meta[:, 0].eq(0).all()) == no_aug
+
+
+def test_no_aug_scale_with_device_augment_is_a_clear_error():
+    exp = tiny_exp(device_augment="True", no_aug_scale="0.5,1.5")
+    with pytest.raises(ValueError, match="no_aug_scale works on the per-image pipeline only"):
+        exp.get_data_loader(batch_size=4, is_distributed=False, no_aug=True)
