@@ -16,6 +16,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from yolox.utils.user_errors import CLIParser, run_cli
+
 
 def load_upstream_yolox(source_dir: str) -> types.SimpleNamespace:
     """Import upstream's yolox.models from `source_dir` without disturbing this project's `yolox`."""
@@ -52,7 +54,7 @@ def step_fn(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
-    parser = argparse.ArgumentParser("upstream vs ours, CPU model step")
+    parser = CLIParser("upstream vs ours, CPU model step")
     parser.add_argument("--upstream", required=True, help="upstream YOLOX source dir (holds yolox/)")
     parser.add_argument("-b", "--batch-size", type=int, default=8)
     parser.add_argument("--size", type=int, default=416)
@@ -92,4 +94,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

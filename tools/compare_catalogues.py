@@ -10,9 +10,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("compare_catalogues", description=__doc__.split("\n\n")[0],
+    parser = CLIParser("compare_catalogues", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("detected", help="CSV of detected craters (craters.csv)")
     parser.add_argument("reference", help="CSV of reference craters (same column names)")
@@ -50,4 +52,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

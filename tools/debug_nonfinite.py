@@ -22,10 +22,11 @@ from loguru import logger
 
 from yolox.exp import get_exp
 from yolox.utils.device import build_policy
+from yolox.utils.user_errors import CLIParser, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser("find the first non-finite layer under autocast")
+    parser = CLIParser("find the first non-finite layer under autocast")
     parser.add_argument("-n", "--name", default="yolox-nano", help="default exp name")
     parser.add_argument("-f", "--exp_file", default=None, help="exp file (wins over -n)")
     parser.add_argument("--data-dir", required=True, help="COCO-layout dataset, e.g. ../shared/datasets/themis_mars")
@@ -117,4 +118,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

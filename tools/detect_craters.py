@@ -11,9 +11,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("detect_craters", description=__doc__.split("\n\n")[0],
+    parser = CLIParser("detect_craters", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("source", help="an image (PNG, JPEG, TIFF, GeoTIFF; 8/16 bit; 1 or 3 bands) or a folder")
     parser.add_argument("-f", "--exp_file", required=True, help="experiment file the model was trained with")
@@ -60,4 +62,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -10,11 +10,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+
 MARS_EQC = "+proj=eqc +lat_ts=0 +lat_0=0 +lon_0=0 +x_0=0 +y_0=0 +R=3396190 +units=m +no_defs"
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser("make_crater_mosaic", description=__doc__.split("\n\n")[0],
+    parser = CLIParser("make_crater_mosaic", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--size", type=int, default=4096, help="width and height in pixels")
     parser.add_argument("--out", required=True, help="GeoTIFF to write")
@@ -46,4 +48,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)
