@@ -74,7 +74,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--augment", default="exp", choices=["exp", "device", "worker"],
                         help="trainer/loader measurement: device = batched augmentation after the prefetcher "
                              "(exp.device_augment=True), worker = per-image numpy pipeline in the loader workers, "
-                             "exp = the exp's setting")
+                             "exp = the exp's setting (None: the device policy's batch_augment)")
     parser.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
     return parser.parse_args(argv)
 
@@ -215,6 +215,7 @@ def measure_loader(exp, args, settings: Settings, size: int) -> Dict:
 
     prepare_training_exp(exp, args, size)
     policy = exp.device_policy = policy_for(args, settings)
+    exp.resolve_device_augment(policy.batch_augment, policy.reasons["batch_augment"])
     train_loader = exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache)
     prefetcher = DataPrefetcher(train_loader, policy)
     for _ in range(args.warmup):

@@ -57,3 +57,13 @@ def test_no_aug_scale_with_device_augment_is_a_clear_error():
     exp = tiny_exp(device_augment="True", no_aug_scale="0.5,1.5")
     with pytest.raises(ValueError, match="no_aug_scale works on the per-image pipeline only"):
         exp.get_data_loader(batch_size=4, is_distributed=False, no_aug=True)
+
+
+@pytest.mark.parametrize("kind", ["cuda", "mps", "cpu"])
+def test_device_augment_follows_the_policy_unless_set(kind):
+    from yolox.utils.device import build_policy
+
+    policy = build_policy(kind, tensors_on="cpu", amp_probe=lambda dtype: (False, "not probed"))
+    assert tiny_exp().resolve_device_augment(policy.batch_augment, policy.reasons["batch_augment"]) == (kind == "cuda")
+    assert tiny_exp(device_augment="False").resolve_device_augment(True, "policy") is False
+    assert tiny_exp(no_aug_scale="0.5,1.5").resolve_device_augment(True, "policy") is False

@@ -90,13 +90,13 @@ EXPECTED_DEFAULTS = {
     # compile harm MPS training; the MPS cache grows across batches; MPS has no float64.
     "cuda": dict(amp_dtype=None, grad_scaler=False, pin_memory=True, non_blocking=True, prefetch_stream=True,
                  dist_backend="nccl", cudnn_benchmark=False, compile_allowed=True, channels_last=True,
-                 cache_release_every=0, downcast_float64=False),
+                 cache_release_every=0, downcast_float64=False, batch_augment=True),
     "mps": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
                 dist_backend=None, cudnn_benchmark=False, compile_allowed=False, channels_last=False,
-                cache_release_every=10, downcast_float64=True, mps_fallback=False),
+                cache_release_every=10, downcast_float64=True, mps_fallback=False, batch_augment=False),
     "cpu": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
                 dist_backend="gloo", cudnn_benchmark=False, compile_allowed=False, channels_last=True,
-                cache_release_every=0, downcast_float64=False),
+                cache_release_every=0, downcast_float64=False, batch_augment=False),
 }
 
 

@@ -197,6 +197,7 @@ class Trainer:
     def before_train(self) -> None:
         logger.info(f"args: {self.args}")
         self.exp.label_caps()  # caps left to the data are resolved and logged before the exp table shows them
+        self.exp.resolve_device_augment(self.policy.batch_augment, self.policy.reasons["batch_augment"])
         logger.info(f"exp value:\n{self.exp}")
         for line in self.policy.describe():
             logger.info(f"device policy: {line}")

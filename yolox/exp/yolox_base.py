@@ -81,8 +81,8 @@ class Exp(BaseExp):
         self.strict_data = False  # True: a bad image stops the run (default: the dataset check skips it)
         # True: loader workers only read and letterbox (uint8); mosaic, affine, mixup, HSV and flips run
         # batched on the training device after the prefetcher (yolox/data/batch_augment.py). False: the
-        # per-image numpy pipeline in the workers (upstream's).
-        self.device_augment = False
+        # per-image numpy pipeline in the workers (upstream's). None: the device policy's batch_augment.
+        self.device_augment: Optional[bool] = None
 
     # ------------------------------------------------------------------ model
     def get_model(self) -> nn.Module:
@@ -111,6 +111,17 @@ class Exp(BaseExp):
             setattr(self, name, value)
             logger.info(f"label caps: {name} = {value}  ({reasons[name]})")
         return getattr(self, name)
+
+    def resolve_device_augment(self, policy_choice: bool, policy_reason: str) -> bool:
+        """device_augment as set by the exp or the command line, else the device policy's choice; logged."""
+        from loguru import logger
+
+        if self.device_augment is None:
+            self.device_augment, reason = bool(policy_choice), f"device policy: {policy_reason}"
+        else:
+            reason = "set by the exp or the command line"
+        logger.info(f"device_augment = {self.device_augment}  ({reason})")
+        return self.device_augment
 
     def label_caps(self) -> Dict[str, int]:
         """Both caps, resolved (see label_cap)."""

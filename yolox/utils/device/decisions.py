@@ -140,6 +140,18 @@ def _decide_loader(out: _Decisions, kind: str, num_workers: Optional[int], world
                 f"{'; ' + spawn_note if spawn_note else ''}")
 
 
+def _decide_augment(out: _Decisions, kind: str) -> None:
+    if kind == "cuda":
+        out.set("batch_augment", True, "measured on one H200: yolox-s b64 640 full trainer 486 img/s with mosaic, "
+                                       "affine and mixup as batch ops on the GPU, 213 with them in 14 loader workers")
+    elif kind == "mps":
+        out.set("batch_augment", False, "not yet measured on a Mac: the per-image pipeline in the workers is the "
+                                        "tested path (exp.device_augment = True tries the batch ops on MPS)")
+    else:
+        out.set("batch_augment", False, "on the CPU the batch ops take the cores training needs: yolox-nano b8 416 "
+                                        "loader 1.3 img/s against 27 with the per-image pipeline in 2 workers")
+
+
 def _decide_distributed(out: _Decisions, kind: str) -> None:
     if kind == "cuda":
         backend = "nccl" if torch.distributed.is_available() and torch.distributed.is_nccl_available() else "gloo"
@@ -238,6 +250,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     out.set("device", device, _device_reason(requested, kind, device, world_size))
     _decide_amp(out, kind, device, fp16, bf16, amp_probe or probe_mps_amp)
     _decide_loader(out, kind, num_workers, world_size)
+    _decide_augment(out, kind)
     _decide_distributed(out, kind)
     _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark, deterministic)
     _decide_cache(out, kind, cache_release_every)
