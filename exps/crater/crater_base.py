@@ -112,7 +112,7 @@ class CraterExp(Exp):
             if self.num_classes_from_data and self.data_dir and os.path.isdir(self.data_dir):
                 self.num_classes = count_classes(self.data_dir, self.data_format, self.train_ann)
             self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
-                                     depthwise=self.depthwise)
+                                     depthwise=self.depthwise, p2=self.p2_head)
         init_yolox(self.model)
         self.model.head.center_radius = float(self.center_radius)
         self.model.train()

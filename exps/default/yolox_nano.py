@@ -24,5 +24,5 @@ class Exp(BaseYOLOXExp):
 
         if "model" not in self.__dict__:
             self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
-                                     depthwise=True)
+                                     depthwise=True, p2=self.p2_head)
         return init_yolox(self.model)

@@ -25,6 +25,10 @@ class Exp(BaseExp):
         self.depth = 1.00
         self.width = 1.00
         self.act = "silu"
+        # True: a fourth, stride-4 detection level (neck and head) for objects of a few pixels; the
+        # standard three levels keep upstream's keys, so official weights fine-tune into them. False:
+        # exactly upstream's model (official checkpoints load strictly)
+        self.p2_head = False
 
         # dataloader
         self.data_num_workers = 4
@@ -90,7 +94,8 @@ class Exp(BaseExp):
         from yolox.models.build import build_yolox, init_yolox
 
         if "model" not in self.__dict__:
-            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act)
+            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
+                                     p2=self.p2_head)
         init_yolox(self.model)
         self.model.train()
         return self.model

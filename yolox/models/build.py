@@ -6,7 +6,7 @@ from torch import nn
 
 from .yolo_fpn import YOLOFPN
 from .yolo_head import YOLOXHead
-from .yolo_pafpn import YOLOPAFPN
+from .yolo_pafpn import P2_CHANNELS, YOLOPAFPN
 from .yolox import YOLOX
 
 __all__ = ["MODEL_SIZES", "build_yolox", "build_yolov3", "init_yolox", "create_yolox_model"]
@@ -21,14 +21,23 @@ MODEL_SIZES: Dict[str, Tuple[float, float, bool]] = {
     "yolox-x": (1.33, 1.25, False),
 }
 _IN_CHANNELS = (256, 512, 1024)
+_STRIDES = (8, 16, 32)
+# The stride-4 level is the head's fourth (index 3), after the standard three, whose keys stay those of
+# the official weights; its anchors come last in the outputs.
+P2_STRIDES = (*_STRIDES, 4)
 
 
 def build_yolox(
-    depth: float, width: float, num_classes: int = 80, act: str = "silu", depthwise: bool = False
+    depth: float, width: float, num_classes: int = 80, act: str = "silu", depthwise: bool = False,
+    p2: bool = False,
 ) -> YOLOX:
-    """YOLOPAFPN + YOLOXHead with PyTorch's default init (see init_yolox)."""
-    backbone = YOLOPAFPN(depth, width, in_channels=_IN_CHANNELS, depthwise=depthwise, act=act)
-    head = YOLOXHead(num_classes, width, in_channels=_IN_CHANNELS, act=act, depthwise=depthwise)
+    """YOLOPAFPN + YOLOXHead with PyTorch's default init (see init_yolox).
+
+    p2=True adds a stride-4 level (neck output and head branch); False is exactly upstream's model.
+    """
+    backbone = YOLOPAFPN(depth, width, in_channels=_IN_CHANNELS, depthwise=depthwise, act=act, p2=p2)
+    in_channels, strides = ((*_IN_CHANNELS, P2_CHANNELS), P2_STRIDES) if p2 else (_IN_CHANNELS, _STRIDES)
+    head = YOLOXHead(num_classes, width, strides=strides, in_channels=in_channels, act=act, depthwise=depthwise)
     return YOLOX(backbone, head)
 
 

@@ -40,6 +40,8 @@ class CSPDarknet(nn.Module):
         Conv = conv_type(depthwise)
         c = int(wid_mul * 64)
         n = max(round(dep_mul * 3), 1)
+        # output channels per stage, for necks that tap a stage (not in the state_dict)
+        self.stage_channels = {"stem": c, "dark2": 2 * c, "dark3": 4 * c, "dark4": 8 * c, "dark5": 16 * c}
 
         self.stem = Focus(3, c, ksize=3, act=act)
         self.dark2 = self._csp_stage(Conv, c, 2 * c, n, depthwise, act)

@@ -7,11 +7,19 @@ from torch import nn
 from .darknet import CSPDarknet
 from .network_blocks import BaseConv, CSPLayer, conv_type
 
-__all__ = ["YOLOPAFPN"]
+__all__ = ["YOLOPAFPN", "P2_CHANNELS"]
+
+# Channels (before the width multiplier) of the optional stride-4 output.
+P2_CHANNELS = 128
 
 
 class YOLOPAFPN(nn.Module):
-    """Returns (P3, P4, P5) features at strides 8, 16, 32 with int(256/512/1024 * width) channels."""
+    """Returns (P3, P4, P5) features at strides 8, 16, 32 with int(256/512/1024 * width) channels.
+
+    With p2=True a fourth output follows: P2 at stride 4 with int(128 * width) channels, the top-down
+    path carried one level further onto the backbone's dark2. The modules of P3-P5 and what they
+    compute are unchanged; the new ones (reduce_conv2, C3_p2) exist only when p2 is on.
+    """
 
     def __init__(
         self,
@@ -21,9 +29,12 @@ class YOLOPAFPN(nn.Module):
         in_channels: Sequence[int] = (256, 512, 1024),
         depthwise: bool = False,
         act: str = "silu",
+        p2: bool = False,
     ) -> None:
         super().__init__()
-        self.backbone = CSPDarknet(depth, width, depthwise=depthwise, act=act)
+        self.p2 = p2
+        out_features = ("dark2", *in_features) if p2 else in_features
+        self.backbone = CSPDarknet(depth, width, out_features=out_features, depthwise=depthwise, act=act)
         self.in_features = in_features
         self.in_channels = in_channels
         Conv = conv_type(depthwise)
@@ -42,8 +53,13 @@ class YOLOPAFPN(nn.Module):
         self.C3_n3 = csp(2 * c0, c1)
         self.bu_conv1 = Conv(c1, c1, 3, 2, act=act)
         self.C3_n4 = csp(2 * c1, c2)
+        if p2:
+            # registered last, so the standard keys keep their order and official weights fine-tune into them
+            cp = int(P2_CHANNELS * width)
+            self.reduce_conv2 = BaseConv(c0, cp, 1, 1, act=act)
+            self.C3_p2 = csp(cp + self.backbone.stage_channels["dark2"], cp)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         features = self.backbone(x)
         x2, x1, x0 = (features[name] for name in self.in_features)
 
@@ -53,4 +69,7 @@ class YOLOPAFPN(nn.Module):
         pan_out2 = self.C3_p3(torch.cat([self.upsample(fpn_out1), x2], 1))
         pan_out1 = self.C3_n3(torch.cat([self.bu_conv2(pan_out2), fpn_out1], 1))
         pan_out0 = self.C3_n4(torch.cat([self.bu_conv1(pan_out1), fpn_out0], 1))
-        return pan_out2, pan_out1, pan_out0
+        if not self.p2:
+            return pan_out2, pan_out1, pan_out0
+        p2_out = self.C3_p2(torch.cat([self.upsample(self.reduce_conv2(pan_out2)), features["dark2"]], 1))
+        return pan_out2, pan_out1, pan_out0, p2_out
