@@ -225,10 +225,18 @@ def train_label_stats(exp) -> Tuple[int, int]:
 
 
 def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int]):
-    """Measure memory and choose (or check) the total batch; returns (batch, BatchDecision)."""
+    """Measure memory and choose (or check) the total batch; returns (batch, BatchDecision).
+
+    With several processes the step is measured once, on this process's device before the workers start
+    (rank 0's GPU; the GPUs of one host are taken to be alike), and the per-device batch is multiplied by
+    the world size. A GPU that holds less still recovers: out of memory on any rank halves the batch on all.
+    """
     from yolox.utils.autobatch import autobatch
 
     requested = parse_batch(args.batch_size)
+    if requested is not None and requested % world_size:
+        raise SystemExit(f"-b {requested} with -d {world_size}: give a multiple of {world_size} so every GPU "
+                         "gets the same batch (or -b auto)")
     max_batch = args.max_batch or (DEMO_MAX_BATCH if args.demo else 64)
     boxes, train_images = label_stats
     # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
@@ -236,12 +244,12 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
     model = policy.to(prepare_model(exp, args.grad_ckpt))
     decision = autobatch(
         model, policy, tuple(exp.input_size), num_classes=exp.num_classes,
-        target_fraction=args.target_mem_fraction, multiple=8, max_batch=min(max_batch, step_cap),
-        requested=None if requested is None else max(1, requested // world_size),
+        target_fraction=args.target_mem_fraction, multiple=8,
+        max_batch=max(1, min(max_batch, step_cap) // world_size),   # both caps are of the total batch
+        requested=None if requested is None else requested // world_size,
         num_boxes=min(exp.max_labels, 4 * boxes),   # a mosaic holds up to four images' boxes
         max_labels=exp.max_labels)
-    total = decision.batch_size * world_size if requested is None else requested
-    return total, decision
+    return decision.batch_size * world_size, decision
 
 
 def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) -> Dict[str, str]:
@@ -297,12 +305,20 @@ def log_plan(policy, batch: int, decision, exp, world_size: int, recipe: List[st
         f"DDP: {ddp}  ({ddp_reason})",
         f"pin_memory: {'on' if policy.pin_memory else 'off'}  ({policy.reasons['pin_memory']})",
         f"cache release every: {policy.cache_release_every or 'never'}  ({policy.reasons['cache_release_every']})",
-        f"batch: {batch}  ({decision.reason})",
+        batch_line(batch, decision, world_size, policy),
         f"learning rate: {exp.basic_lr_per_img * batch:.3e} = {exp.basic_lr_per_img:.3e} per image x {batch}",
         *recipe,
     ]
     for line in lines:
         logger.info(f"crater plan: {line}")
+
+
+def batch_line(batch: int, decision, world_size: int, policy) -> str:
+    """The plan's batch line; with several processes it says how the total comes from one device's measurement."""
+    if world_size == 1:
+        return f"batch: {batch}  ({decision.reason})"
+    return (f"batch: per device {decision.batch_size} x {world_size} devices = {batch}  (measured once on "
+            f"{policy.device} before the processes start, the other GPUs taken to be alike; {decision.reason})")
 
 
 def make_trainer_class():

@@ -1,15 +1,17 @@
 """Process launching: one process in place, N gloo workers on the CPU, torchrun detection."""
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from yolox.core import launch
-from yolox.core.launch import find_free_port, launched_by_torchrun
+from yolox.core.launch import RankFailed, failure_line, find_free_port, launched_by_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,6 +43,36 @@ def test_torchrun_environment_detection(monkeypatch):
 def test_no_backend_refuses_multiprocess():
     with pytest.raises(ValueError, match="no distributed backend|needs a distributed backend"):
         launch(print, 2, backend=None)
+
+
+def _rank1_dies_rank0_hangs() -> None:
+    """Rank 1 is SIGKILLed; rank 0 hangs outside any collective, where no backend timeout can reach it."""
+    if torch.distributed.get_rank() == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(600)
+
+
+def test_a_killed_rank_stops_the_hanging_one_with_one_line_naming_it():
+    from tests.conftest import loguru_messages
+
+    started = time.monotonic()
+    with loguru_messages("ERROR") as messages, pytest.raises(RankFailed) as failure:
+        launch(_rank1_dies_rank0_hangs, 2, backend="gloo", dist_url="auto")
+    assert time.monotonic() - started < 60
+    assert str(failure.value).startswith("rank 1 (pid ") and "was killed by SIGKILL" in str(failure.value)
+    assert "--resume" in str(failure.value)
+    assert [line for line in messages if "rank 1 (pid" in line] == [str(failure.value)]
+
+
+def test_failure_line_names_exit_status_and_raised_error():
+    from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedException
+
+    exited = ProcessExitedException("process 1 terminated with exit code 3", 1, 4321, exit_code=3)
+    assert failure_line(exited, rank=5, local_workers=4).startswith(
+        "rank 5 (pid 4321) exited with status 3; the other 3 process(es) of this machine were stopped.")
+    trace = "Traceback (most recent call last):\n  File x\nRuntimeError: Connection closed by peer\n"
+    raised = ProcessRaisedException(f"\n\n-- Process 0 terminated with the following error:\n{trace}", 0, 99)
+    assert "rank 0 (pid 99) failed with RuntimeError: Connection closed by peer;" in failure_line(raised, 0, 2)
 
 
 def test_mps_multiprocess_is_refused_with_reason(tiny_exp_file):

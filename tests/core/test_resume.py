@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,41 @@ def test_unsafe_checkpoint_is_refused_without_trust(tiny_exp_file, tmp_path):
     from yolox.utils.checkpoint import UnsafeCheckpointError
     with pytest.raises(UnsafeCheckpointError, match="--trust-ckpt"):
         trainer.before_train()
+
+
+def train_two_ranks(exp_file, expn, *extra, kill_rank_after=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env.pop("KILL_AFTER_EPOCH", None)
+    if kill_rank_after is not None:
+        env["KILL_RANK"], env["KILL_AFTER_EPOCH"] = (str(value) for value in kill_rank_after)
+    cmd = [sys.executable, str(REPO / "tools" / "train.py"), "-f", str(exp_file), "-d", "2", "-b", "4",
+           "--device", "cpu", "-expn", expn, *extra]
+    return subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_killed_rank_stops_the_other_and_resume_matches_unbroken_two_rank_run(tiny_exp_file):
+    out = tiny_exp_file.parent / "out"
+    unbroken = train_two_ranks(tiny_exp_file, "unbroken")
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+
+    broken = train_two_ranks(tiny_exp_file, "broken", kill_rank_after=(1, 1))
+    ended = time.time()
+    assert broken.returncode == 1, broken.stderr[-3000:]
+    assert ended - float((out / "broken" / "killed_rank1.txt").read_text()) < 60
+    reports = [line for line in broken.stderr.splitlines() if "was killed by" in line]
+    assert len(reports) == 1 and "rank 1 (pid " in reports[0] and "SIGKILL" in reports[0], broken.stderr[-3000:]
+    assert "Traceback" not in broken.stderr.split(reports[0])[1]  # the launcher adds no traceback of its own
+    assert torch.load(out / "broken" / "latest_ckpt.pth", weights_only=True)["start_epoch"] == 1
+
+    resumed = train_two_ranks(tiny_exp_file, "broken", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    reference = torch.load(out / "unbroken" / "final_rank0.pt", weights_only=True)
+    for rank in (0, 1):
+        weights = torch.load(out / "broken" / f"final_rank{rank}.pt", weights_only=True)
+        for key, value in reference.items():
+            assert torch.equal(value, weights[key]), f"rank {rank} {key}"
+    ref_ema = torch.load(out / "unbroken" / "latest_ckpt.pth", weights_only=True)["model"]
+    res_ema = torch.load(out / "broken" / "latest_ckpt.pth", weights_only=True)["model"]
+    for key, value in ref_ema.items():
+        assert torch.equal(value, res_ema[key]), f"EMA {key}"

@@ -1,10 +1,15 @@
 """Trainer mechanics on the tiny COCO set with the millisecond TinyDetector (see tiny_coco.py)."""
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.core.conftest import train_args
+from tests.core.tiny_coco import KILL_HOOK, OOM_HOOK, TINY_MODEL, write_exp_file
 from yolox.core.trainer import Trainer, TrainingDiverged, TrainingOutOfMemory
 from yolox.exp import get_exp
 from yolox.utils.device import build_policy
@@ -137,6 +142,29 @@ def test_out_of_memory_at_batch_one_stops_with_clear_message(tiny_exp_file):
     with pytest.raises(TrainingOutOfMemory, match="Cannot shrink the batch below one image"):
         trainer.train()
     assert exp.wrapped.calls == [2, 1]
+
+
+@pytest.mark.slow
+def test_out_of_memory_on_one_of_two_gloo_ranks_halves_the_batch_on_both(tmp_path, tiny_coco_dir):
+    """Rank 1 alone runs out of memory, once in forward and once in backward: no hang, both ranks halve."""
+    exp_file = write_exp_file(tmp_path / "oom_exp.py", tiny_coco_dir, tmp_path / "out",
+                              extra=TINY_MODEL + OOM_HOOK + KILL_HOOK)
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1", OOM_RANK="1", OOM_STEPS="2:forward,4:backward")
+    result = subprocess.run([sys.executable, str(repo / "tools" / "train.py"), "-f", str(exp_file), "-d", "2",
+                             "-b", "8", "--device", "cpu", "-expn", "oom"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=str(repo))
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "out" / "oom"
+    ends = [json.loads((out / f"final_rank{rank}.json").read_text()) for rank in (0, 1)]
+    # per rank 4 -> 2 -> 1 images; 6 images of each rank's shard per epoch, 2 epochs
+    assert ends[0] == ends[1] == {"batch_size": 2, "samples_seen": 12, "oom_recoveries": 2}
+    weights = [torch.load(out / f"final_rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    log = (out / "train_log.txt").read_text()
+    assert "Out of memory at batch size 8 (out of memory on rank 1); continuing at batch size 4" in log
+    assert "Out of memory at batch size 4 (out of memory on rank 1); continuing at batch size 2" in log
 
 
 def test_other_errors_are_not_swallowed(tiny_exp_file):

@@ -136,18 +136,24 @@ Exp.get_model = _tiny_get_model
 
 KILL_HOOK = '''
 
+import json
 import os
 import signal
+import time
 
 from yolox.core import Trainer
 
 
 class KillableTrainer(Trainer):
-    """SIGKILLs its own process right after the checkpoint of epoch KILL_AFTER_EPOCH (env) is written."""
+    """SIGKILLs its own process right after the checkpoint of epoch KILL_AFTER_EPOCH (env) is written,
+    on rank KILL_RANK only when that is set (the time of the kill goes to killed_rank<r>.txt)."""
 
     def after_epoch(self):
         super().after_epoch()
-        if os.environ.get("KILL_AFTER_EPOCH") == str(self.epoch + 1):
+        rank_matches = os.environ.get("KILL_RANK", str(self.rank)) == str(self.rank)
+        if os.environ.get("KILL_AFTER_EPOCH") == str(self.epoch + 1) and rank_matches:
+            with open(os.path.join(self.file_name, f"killed_rank{self.rank}.txt"), "w") as handle:
+                handle.write(repr(time.time()))
             os.kill(os.getpid(), signal.SIGKILL)
 
     def after_train(self):
@@ -155,6 +161,9 @@ class KillableTrainer(Trainer):
         live = self.model.module if hasattr(self.model, "module") else self.model
         torch.save({k: v.detach().cpu() for k, v in live.state_dict().items()},
                    os.path.join(self.file_name, f"final_rank{self.rank}.pt"))
+        with open(os.path.join(self.file_name, f"final_rank{self.rank}.json"), "w") as handle:
+            json.dump({"batch_size": self.batch_size, "samples_seen": self.samples_seen,
+                       "oom_recoveries": self.oom_recoveries}, handle)
 
 
 def _killable_trainer(self, args):
@@ -162,4 +171,51 @@ def _killable_trainer(self, args):
 
 
 Exp.get_trainer = _killable_trainer
+'''
+
+OOM_HOOK = '''
+
+import torch.distributed
+
+
+class _OutOfMemoryInBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, loss):
+        return loss.view_as(loss)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated in backward)")
+
+
+class OutOfMemoryDetector(TinyDetector):
+    """TinyDetector that runs out of memory on rank OOM_RANK (env) at the training steps of OOM_STEPS,
+    e.g. "2:forward,5:backward" (1-based counts of training forwards on that rank)."""
+
+    def __init__(self, num_classes):
+        super().__init__(num_classes)
+        self.steps = 0
+        self.plan = dict(item.split(":") for item in os.environ.get("OOM_STEPS", "").split(",") if item)
+
+    def forward(self, x, targets=None):
+        if not self.training:
+            return super().forward(x, targets)
+        self.steps += 1
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        where = self.plan.get(str(self.steps)) if str(rank) == os.environ.get("OOM_RANK") else None
+        if where == "forward":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated in forward)")
+        outputs = super().forward(x, targets)
+        if where == "backward":
+            outputs["total_loss"] = _OutOfMemoryInBackward.apply(outputs["total_loss"])
+        return outputs
+
+
+def _oom_get_model(self):
+    if "model" not in self.__dict__:
+        self.model = OutOfMemoryDetector(self.num_classes)
+    return self.model
+
+
+Exp.get_model = _oom_get_model
 '''

@@ -114,3 +114,59 @@ def test_plots_without_matplotlib_skip_the_curves_with_a_hint(tmp_path, monkeypa
     assert written == []
     assert warnings == ['curves.png skipped: the training-curves PNG needs matplotlib, which is not installed: '
                         'pip install matplotlib  (or pip install -e ".[plots]")']
+
+
+class MemoryFedDetector(torch.nn.Module):
+    """A training step whose peak memory is 200 MiB + 50 MiB per image on the fake memory backend."""
+
+    def __init__(self, memory):
+        super().__init__()
+        self.memory = memory
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+
+    def forward(self, images, labels=None):
+        self.memory.use((200 + 50 * images.shape[0]) << 20)
+        return {"total_loss": self.conv(images / 255.0).mean() + 0 * labels.sum()}
+
+
+@pytest.mark.parametrize("world_size, max_batch, per_device", [(1, 256, 56), (2, 256, 56), (2, 16, 8)])
+def test_auto_batch_is_measured_per_device_and_multiplied_by_the_world_size(world_size, max_batch, per_device):
+    from types import SimpleNamespace
+
+    from tests.conftest import loguru_messages
+    from tests.utils.test_autobatch import FakeMemory
+
+    memory = FakeMemory(4000 << 20)
+    policy = build_policy("cpu", memory=memory)
+    exp = SimpleNamespace(get_model=lambda: MemoryFedDetector(memory), input_size=(32, 32), num_classes=1,
+                          max_labels=5, basic_lr_per_img=0.01)
+    args = SimpleNamespace(batch_size="auto", max_batch=max_batch, demo=False, grad_ckpt=False,
+                           target_mem_fraction=0.8)
+    script = load_script()
+    # (0.8 x 4000 - 200) / 50 = 60 images per device -> 56; --max-batch caps the total batch
+    batch, decision = script.choose_batch(exp, args, policy, world_size, label_stats=(3, 100_000))
+    assert (decision.batch_size, batch) == (per_device, per_device * world_size)
+    with loguru_messages("INFO") as messages:
+        script.log_plan(policy, batch, decision, exp, world_size)
+    line = next(message for message in messages if message.startswith("crater plan: batch: "))
+    expected = (f"batch: {batch}  (" if world_size == 1 else
+                f"batch: per device {per_device} x {world_size} devices = {batch}  (measured once on cpu")
+    assert line.startswith(f"crater plan: {expected}"), line
+
+
+def test_requested_batch_is_split_over_the_devices_and_must_divide():
+    from types import SimpleNamespace
+
+    from tests.utils.test_autobatch import FakeMemory
+
+    memory = FakeMemory(4000 << 20)
+    policy = build_policy("cpu", memory=memory)
+    exp = SimpleNamespace(get_model=lambda: MemoryFedDetector(memory), input_size=(32, 32), num_classes=1,
+                          max_labels=5)
+    args = SimpleNamespace(batch_size="16", max_batch=None, demo=False, grad_ckpt=False, target_mem_fraction=0.8)
+    script = load_script()
+    batch, decision = script.choose_batch(exp, args, policy, 2, label_stats=(3, 1000))
+    assert (batch, decision.batch_size) == (16, 8) and decision.reason.startswith("-b 8 as requested")
+    args.batch_size = "15"
+    with pytest.raises(SystemExit, match="-b 15 with -d 2: give a multiple of 2"):
+        script.choose_batch(exp, args, policy, 2, label_stats=(3, 1000))

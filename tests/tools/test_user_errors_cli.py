@@ -110,6 +110,22 @@ def test_our_own_bug_keeps_the_traceback(capsys):
     assert info.value.code == 2 and capsys.readouterr().err == "error: data folder x not found: set data_dir\n"
 
 
+def test_reported_failure_exits_1_without_a_second_report(capsys, monkeypatch):
+    from yolox.utils.user_errors import ReportedError, run_cli
+
+    monkeypatch.delenv("YOLOX_DEBUG", raising=False)
+
+    def already_logged() -> None:
+        raise ReportedError("rank 1 was killed by SIGKILL")
+
+    with pytest.raises(SystemExit) as info:
+        run_cli(already_logged)
+    assert info.value.code == 1 and capsys.readouterr().err == ""
+    monkeypatch.setenv("YOLOX_DEBUG", "1")
+    with pytest.raises(ReportedError):
+        run_cli(already_logged)
+
+
 def test_training_set_with_a_missing_and_a_corrupt_image_trains_to_the_end(tmp_path):
     data = make_tiny_coco(tmp_path / "data", num_train=8, num_val=2, size=64)
     (data / "train2017" / "000003.jpg").unlink()

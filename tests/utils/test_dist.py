@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
@@ -25,6 +26,11 @@ def test_single_process_helpers_without_process_group():
     with dist.wait_for_the_master():
         ran.append(True)
     assert ran == [True]
+    assert dist.ranks_where(True) == [0] and dist.ranks_where(False) == []
+    param = torch.nn.Parameter(torch.zeros(2))
+    param.grad = torch.ones(2)
+    dist.average_gradients([param])
+    assert torch.equal(param.grad, torch.ones(2))
 
 
 def test_time_synchronized_waits_for_the_policy_device():
@@ -68,10 +74,26 @@ def _two_rank_worker(rank: int, port: int, scratch: str) -> None:
                 marker.write_text("built")
             else:
                 assert marker.read_text() == "built"  # rank 1 runs the body only after rank 0
+        assert dist.ranks_where(rank == 1) == [1] and dist.ranks_where(True) == [0, 1]
+        assert dist.ranks_where(False) == []
+        _check_gradient_averaging(rank)
         dist.synchronize()
         Path(scratch, f"rank{rank}_ok").write_text("ok")
     finally:
         torch_dist.destroy_process_group()
+
+
+def _check_gradient_averaging(rank: int) -> None:
+    dist.GRAD_BUCKET_BYTES = 40  # the 12-byte vector and the 64-byte kernel land in separate buckets
+    vector = torch.nn.Parameter(torch.zeros(3))
+    vector.grad = torch.tensor([1.0, 2.0, 3.0]) * (rank + 1)
+    kernel = torch.nn.Parameter(torch.zeros(2, 2, 2, 2).to(memory_format=torch.channels_last))
+    kernel.grad = (torch.arange(16.0).reshape(2, 2, 2, 2) * (rank + 1)).to(memory_format=torch.channels_last)
+    unused = torch.nn.Parameter(torch.zeros(1))
+    dist.average_gradients([vector, unused, kernel])
+    assert torch.equal(vector.grad, torch.tensor([1.5, 3.0, 4.5]))
+    assert torch.equal(kernel.grad, torch.arange(16.0).reshape(2, 2, 2, 2) * 1.5)
+    assert unused.grad is None
 
 
 def test_objects_travel_between_two_gloo_processes(tmp_path):

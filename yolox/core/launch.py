@@ -7,10 +7,19 @@ from typing import Callable, Optional, Sequence
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from loguru import logger
+from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
 
-__all__ = ["launch", "find_free_port", "launched_by_torchrun", "DEFAULT_TIMEOUT"]
+from yolox.utils.user_errors import ReportedError
 
+__all__ = ["launch", "find_free_port", "launched_by_torchrun", "DEFAULT_TIMEOUT", "RankFailed"]
+
+# Collectives wait this long before failing. It is the backstop for ranks this launcher cannot watch (other
+# machines); it stays long because legitimate waits are long (rank 0 checking or caching a large dataset).
 DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+class RankFailed(ReportedError):
+    """A worker process died or raised; the launcher has stopped the other workers of this machine."""
 
 
 def find_free_port() -> int:
@@ -56,13 +65,33 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
         logger.warning("file:// rendezvous across machines needs a shared file system")
     cli_args = args[1] if len(args) > 1 else None
     start_method = "fork" if getattr(cli_args, "cache", None) else "spawn"
-    mp.start_processes(
-        _distributed_worker,
-        nprocs=num_gpus_per_machine,
-        args=(main_func, world_size, num_gpus_per_machine, machine_rank, backend, dist_url, tuple(args), timeout),
-        daemon=False,
-        start_method=start_method,
-    )
+    try:
+        # start_processes watches every worker: the first to fail gets the others terminated at once
+        # (SIGTERM, SIGKILL 30 s later), so no survivor waits in a collective for a dead peer
+        mp.start_processes(
+            _distributed_worker,
+            nprocs=num_gpus_per_machine,
+            args=(main_func, world_size, num_gpus_per_machine, machine_rank, backend, dist_url, tuple(args),
+                  timeout),
+            daemon=False,
+            start_method=start_method,
+        )
+    except ProcessException as failure:
+        message = failure_line(failure, machine_rank * num_gpus_per_machine + failure.error_index,
+                               num_gpus_per_machine)
+        logger.error(message)
+        raise RankFailed(message) from failure
+
+
+def failure_line(failure: ProcessException, rank: int, local_workers: int) -> str:
+    """One line naming the failed rank, how it ended, and how to continue."""
+    if isinstance(failure, ProcessExitedException):
+        how = (f"was killed by {failure.signal_name}" if failure.signal_name else
+               f"exited with status {failure.exit_code}")
+    else:  # a Python exception: the last line of its traceback says which
+        how = f"failed with {str(failure).strip().splitlines()[-1]}"
+    return (f"rank {rank} (pid {failure.error_pid}) {how}; the other {local_workers - 1} process(es) of this "
+            f"machine were stopped. Continue the run with --resume (it reads the run's latest_ckpt.pth)")
 
 
 def _join_torchrun_group(backend: str, timeout: timedelta) -> None:

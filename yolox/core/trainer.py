@@ -5,7 +5,7 @@ import math
 import os
 import random
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -14,14 +14,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from yolox.data.data_prefetcher import DataPrefetcher
 from yolox.utils.allreduce_norm import all_reduce_norm
-from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchronize
+from yolox.utils.dist import average_gradients, get_local_rank, get_rank, get_world_size, ranks_where, synchronize
 from yolox.utils.ema import ModelEMA, unwrap_model
 from yolox.utils.eval_history import append_eval, reset_eval_history
 from yolox.utils.logger import build_metric_writer, setup_logger
 from yolox.utils.metric import MeterBuffer
 from yolox.utils.progress import terminal_bar
 
-__all__ = ["Trainer", "TrainingOutOfMemory"]
+__all__ = ["Trainer", "TrainingOutOfMemory", "RanksOutOfMemory"]
 
 EMA_DECAY = 0.9998
 
@@ -35,6 +35,20 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingOutOfMemory(RuntimeError):
     """Out of memory even at one image per process."""
+
+
+class RanksOutOfMemory(torch.OutOfMemoryError):
+    """Raised on every rank of a multi-process run when at least one rank ran out of memory in a step."""
+
+    def __init__(self, ranks: List[int], local_error: Optional[BaseException]):
+        detail = f": {_first_line(local_error)}" if local_error is not None else ""
+        super().__init__(f"out of memory on rank{'s' if len(ranks) > 1 else ''} "
+                         f"{', '.join(map(str, ranks))}{detail}")
+        self.ranks = ranks
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _arg(args, name: str, default=None):
@@ -152,7 +166,7 @@ class Trainer:
         except Exception as error:  # noqa: BLE001 - only out-of-memory errors are handled
             if not self.policy.is_oom(error):
                 raise
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            message = _first_line(error)
         self._recover_from_oom(message)
         return False
 
@@ -175,11 +189,7 @@ class Trainer:
             inps = inps.contiguous(memory_format=torch.channels_last)
         data_end = time.time()
 
-        with self.policy.autocast():
-            outputs = self.model(inps, targets)
-        loss = outputs["total_loss"]
-        self.optimizer.zero_grad()
-        self.scaler.scale(loss).backward()
+        outputs = self._forward_backward(inps, targets)
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
@@ -193,6 +203,37 @@ class Trainer:
         self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
                           **{name: value.detach() if torch.is_tensor(value) else value
                              for name, value in outputs.items()})
+
+    def _local_forward_backward(self, inps: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Losses of this process's batch, its gradients left in .grad (scaled when the policy scales)."""
+        with self.policy.autocast():
+            outputs = self.model(inps, targets)
+        self.optimizer.zero_grad()
+        self.scaler.scale(outputs["total_loss"]).backward()
+        return outputs
+
+    def _forward_backward(self, inps: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Loss and gradients; across processes the gradients are averaged only after every rank has its own.
+
+        DDP all-reduces during backward, so a rank out of memory there would leave the others waiting in that
+        collective. Here all ranks first agree whether any ran out of memory, then all either average or retry
+        together (the cost: gradient communication no longer overlaps backward).
+        """
+        if not self.is_distributed:
+            return self._local_forward_backward(inps, targets)
+        local_error = None
+        try:
+            with self.model.no_sync():
+                outputs = self._local_forward_backward(inps, targets)
+        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are agreed on
+            if not self.policy.is_oom(error):
+                raise
+            local_error = error
+        failed = ranks_where(local_error is not None)
+        if failed:
+            raise RanksOutOfMemory(failed, local_error) from local_error
+        average_gradients(self.model.parameters())
+        return outputs
 
     def before_train(self) -> None:
         logger.info(f"args: {self.args}")
@@ -275,10 +316,15 @@ class Trainer:
         if skipped:
             logger.warning(f"epoch {self.epoch + 1}: {len(skipped)} training image(s) unreadable since the dataset "
                            f"check were skipped: {', '.join(skipped[:20])}")
+        # every rank ends the epoch with the same BatchNorm statistics, live and EMA (DDP keeps them per rank):
+        # the checkpoint rank 0 writes is then every rank's state, so a resumed multi-process run is exact,
+        # and all ranks evaluate one model
+        all_reduce_norm(self.model)
+        if self.use_model_ema:
+            all_reduce_norm(self.ema_model.ema)
         self.save_ckpt(ckpt_name="latest")
         # the last epoch is always evaluated: the final figure must not be an older one
         if (self.epoch + 1) % self.exp.eval_interval == 0 or self.epoch + 1 == self.max_epoch:
-            all_reduce_norm(self.model)
             self.evaluate_and_save_model()
 
     def before_iter(self) -> None:
@@ -354,17 +400,17 @@ class Trainer:
         self.prefetcher = DataPrefetcher(self.train_loader, self.policy)
 
     def _recover_from_oom(self, message: str) -> None:
-        if self.is_distributed or self.per_rank_batch <= 1:
+        """Halve the batch of every process (all ranks run this together) and continue at the same sample."""
+        if self.per_rank_batch <= 1:
             raise TrainingOutOfMemory(
                 f"Out of memory at batch size {self.batch_size} (input size {self.input_size}): {message}. "
-                + ("Cannot shrink the batch below one image: lower input_size/test_size in the exp "
-                   "or use a smaller model." if not self.is_distributed else
-                   "Automatic batch shrinking runs in single-process training only: lower -b."))
+                "Cannot shrink the batch below one image per process: lower input_size/test_size in the exp "
+                "or use a smaller model.")
         self.optimizer.zero_grad(set_to_none=True)
         self.policy.release_cache()
         epoch_samples = self.samples_seen - self.epoch_start_samples
         old_batch, old_lr = self.batch_size, self.exp.basic_lr_per_img * self.batch_size
-        self.batch_size = max(old_batch // 2, 1)
+        self.batch_size = max(self.per_rank_batch // 2, 1) * self.world_size
         self._start_stream()
         self.iter = epoch_samples // self.per_rank_batch
         self.oom_recoveries += 1

@@ -1,7 +1,7 @@
-"""Average normalisation-layer statistics across processes before evaluation (training.md §9).
+"""Average normalisation-layer statistics across processes (training.md §9).
 
 DDP runs with broadcast_buffers=False, so every rank's BatchNorm running statistics drift apart;
-averaging them once before an evaluation gives every rank the same model.
+the trainer averages them at the end of every epoch, so every rank checkpoints and evaluates the same model.
 """
 from collections import OrderedDict
 from typing import Dict, Optional

@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
+import torch
 import torch.distributed as dist
 
 __all__ = [
     "all_gather",
+    "average_gradients",
     "broadcast_object",
     "gather",
     "get_local_rank",
@@ -23,11 +25,15 @@ __all__ = [
     "get_rank",
     "get_world_size",
     "is_main_process",
+    "ranks_where",
     "shared_random_seed",
     "synchronize",
     "time_synchronized",
     "wait_for_the_master",
 ]
+
+# Gradients are averaged in flat buffers of at most this size: one collective each, bounded extra memory (DDP's 25 MiB).
+GRAD_BUCKET_BYTES = 25 << 20
 
 # The gloo group made for object collectives when the default backend is NCCL (new_group is collective: make once).
 _GLOO_GROUPS: Dict[Any, Any] = {}
@@ -122,6 +128,49 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     holder = [obj if get_rank() == src else None]
     dist.broadcast_object_list(holder, src=src, group=_gloo_group())
     return holder[0]
+
+
+def ranks_where(flag: bool) -> List[int]:
+    """The ranks on which `flag` is True, known to every rank.
+
+    Host values over gloo: the device is not synchronised, so a per-iteration check costs no GPU stall.
+    """
+    if get_world_size() == 1:
+        return [0] if flag else []
+    flags = torch.zeros(get_world_size(), dtype=torch.int32)
+    flags[get_rank()] = int(flag)
+    dist.all_reduce(flags, group=_gloo_group())
+    return [rank for rank, value in enumerate(flags.tolist()) if value]
+
+
+def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
+    """Replace each gradient by its mean over all ranks (default group); parameters without one are skipped.
+
+    Every rank must hold gradients for the same parameters (as DDP requires without find_unused_parameters).
+    """
+    world_size = get_world_size()
+    if world_size == 1:
+        return
+    bucket: List[torch.Tensor] = []
+    bucket_bytes = 0
+    for grad in (p.grad for p in params if p.grad is not None):
+        if bucket and (grad.dtype != bucket[0].dtype or bucket_bytes + grad.nbytes > GRAD_BUCKET_BYTES):
+            _average_bucket(bucket, world_size)
+            bucket, bucket_bytes = [], 0
+        bucket.append(grad)
+        bucket_bytes += grad.nbytes
+    if bucket:
+        _average_bucket(bucket, world_size)
+
+
+def _average_bucket(grads: List[torch.Tensor], world_size: int) -> None:
+    flat = torch.cat([grad.reshape(-1) for grad in grads])
+    dist.all_reduce(flat)
+    flat.div_(world_size)
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
 
 
 def shared_random_seed() -> int:

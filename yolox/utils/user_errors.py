@@ -2,6 +2,7 @@
 
 Every tools/*.py entry point runs through `run_cli`: a UserError (or a SystemExit carrying a message)
 becomes one line on stderr and exit status 2; `--debug` or YOLOX_DEBUG=1 shows the traceback instead.
+A ReportedError was already logged in one line by whoever raised it: exit status 1, no traceback.
 Any other exception is our bug and keeps its full traceback. Checkpoints and logs written before the
 error stay as they are: checkpoints are written atomically and the log sinks are flushed on exit.
 """
@@ -10,13 +11,19 @@ import os
 import sys
 from typing import Any, Callable, NoReturn
 
-__all__ = ["UserError", "CLIParser", "run_cli", "debug_requested", "USER_ERROR_STATUS"]
+__all__ = ["UserError", "ReportedError", "CLIParser", "run_cli", "debug_requested", "USER_ERROR_STATUS",
+           "REPORTED_ERROR_STATUS"]
 
 USER_ERROR_STATUS = 2
+REPORTED_ERROR_STATUS = 1
 
 
 class UserError(Exception):
     """A problem with what the user gave us; its message is one line saying what and how to fix it."""
+
+
+class ReportedError(Exception):
+    """A failure (not the user's) already logged in one clear line; a traceback of the raiser would add nothing."""
 
 
 def debug_requested(argv=None) -> bool:
@@ -49,6 +56,10 @@ def run_cli(entry: Callable[[], Any]) -> None:
             raise
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_STATUS)
+    except ReportedError:
+        if debug_requested():
+            raise
+        sys.exit(REPORTED_ERROR_STATUS)
     except SystemExit as exit_request:
         if not isinstance(exit_request.code, str) or debug_requested():
             raise
