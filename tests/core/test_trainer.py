@@ -47,6 +47,16 @@ def test_cpu_run_writes_checkpoints_log_and_switches_to_no_aug(tiny_exp_file):
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005 * 0.05)
 
 
+def test_no_aug_epochs_zero_keeps_mosaic_and_no_l1_to_the_last_epoch(tiny_exp_file):
+    exp = get_exp(str(tiny_exp_file))
+    exp.no_aug_epochs = 0
+    trainer = Trainer(exp, train_args(), policy=build_policy("cpu"))
+    trainer.train()
+    assert trainer.epoch + 1 == exp.max_epoch == 2
+    assert not trainer.mosaic_closed and not trainer.model.head.use_l1
+    assert "No mosaic aug now" not in open(f"{trainer.file_name}/train_log.txt").read()
+
+
 def test_lr_is_zero_on_first_step_and_rises_in_warmup(tiny_exp_file):
     exp = get_exp(str(tiny_exp_file))
     exp.max_epoch = 1
