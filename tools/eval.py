@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 
+import torch
 from loguru import logger
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -107,6 +108,8 @@ def main(exp, args, num_devices: int) -> None:
     evaluator.per_class_AP = True
     evaluator.per_class_AR = True
     model = policy.to(model)
+    if policy.channels_last:  # the layout training evaluated in, so best_ckpt.pth gives the figure it logged
+        model = model.to(memory_format=torch.channels_last)
     model.eval()
     if not args.speed and not args.trt:
         ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
@@ -123,7 +126,7 @@ def main(exp, args, num_devices: int) -> None:
     ap50_95, ap50, summary = evaluator.evaluate(model, is_distributed, args.fp16, trt_file, decoder,
                                                 exp.test_size, policy=policy)
     logger.info("\n" + str(summary))
-    logger.info(f"AP50:95 {ap50_95:.4f}, AP50 {ap50:.4f}")
+    logger.info(f"AP50:95 {ap50_95:.6f}, AP50 {ap50:.6f}")
 
 
 def run(argv=None) -> None:
