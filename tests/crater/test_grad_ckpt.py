@@ -17,9 +17,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_neck() -> YOLOPAFPN:
+def tiny_neck(p2: bool = False) -> YOLOPAFPN:
     torch.manual_seed(0)
-    neck = YOLOPAFPN(depth=0.33, width=0.125)
+    neck = YOLOPAFPN(depth=0.33, width=0.125, p2=p2)
     for module in neck.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = 0.03
@@ -42,12 +42,14 @@ def run_step(neck: torch.nn.Module, images: torch.Tensor):
     return loss.detach(), grads, sum(saved)
 
 
-def test_same_loss_grads_and_bn_stats_with_fewer_saved_activations():
+@pytest.mark.parametrize("p2", [False, True])
+def test_same_loss_grads_and_bn_stats_with_fewer_saved_activations(p2):
     images = torch.rand(2, 3, 64, 64) * 255
-    plain = tiny_neck()
+    plain = tiny_neck(p2)
     ckpt = copy.deepcopy(plain)
     names = enable_grad_checkpointing(ckpt)
     assert "backbone.dark3" in names and "C3_n4" in names
+    assert ("C3_p2" in names) == p2  # the stride-4 path is checkpointed like the other neck blocks
 
     loss_plain, grads_plain, saved_plain = run_step(plain, images)
     loss_ckpt, grads_ckpt, saved_ckpt = run_step(ckpt, images)
