@@ -27,7 +27,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlap", type=int, default=None, help="pixels shared by neighbouring tiles "
                         "(default: enough for the largest crater in the exp's training labels)")
     parser.add_argument("--scales", default="1", help="comma-separated scales, e.g. 1,0.5 for craters larger "
-                        "than a tile")
+                        "than a tile, 2 for a model trained at twice the images' size (small craters)")
     parser.add_argument("-b", "--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--conf", type=float, default=0.3, help="score threshold")
     parser.add_argument("--nms", type=float, default=None, help="NMS IoU threshold (default: the exp's)")
@@ -44,7 +44,7 @@ def parse_scales(text: str):
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise SystemExit(f"--scales {text!r}: give comma-separated numbers in (0, 1], e.g. 1,0.5") from None
+        raise SystemExit(f"--scales {text!r}: give comma-separated numbers, e.g. 1,0.5 or 2") from None
 
 
 def main(argv=None) -> int:

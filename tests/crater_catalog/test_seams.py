@@ -7,7 +7,7 @@ from tests.crater_catalog.fake_model import DiscFinder
 from yolox.crater_catalog.compare import compare_catalogues
 from yolox.crater_catalog.detect import DetectionSettings, TileDetector, detect_source
 from yolox.crater_catalog.merge import Craters
-from yolox.crater_catalog.sources import OpenCVSource
+from yolox.crater_catalog.sources import OpenCVSource, open_source
 from yolox.data.datasets.synthetic_crater_mosaic import MosaicConfig, place_mosaic_craters, render_mosaic
 from yolox.utils.device import build_policy
 
@@ -71,6 +71,36 @@ def test_extra_scale_finds_craters_larger_than_a_tile(disc_mosaic):
     report = compare_catalogues(tiled.select(tiled.diameter > TILE), big_truth)
     assert len(big_truth) == 2 and report["overall"]["recall"] == 1.0 and report["overall"]["precision"] == 1.0
     assert compare_catalogues(tiled, reference)["overall"]["f1"] == 1.0
+
+
+def test_enlarged_scale_finds_the_small_craters_in_place(disc_mosaic):
+    path, _ = disc_mosaic
+    reference = whole_image(path)
+    limit = OVERLAP / 2 - 4  # held whole by a tile at scale 2
+    with OpenCVSource(path) as source:
+        tiled, tiles = detect_source(source, detector(), DetectionSettings(tile=TILE, overlap=OVERLAP, scales=(2.0,)))
+        _, tiles_at_1 = detect_source(source, detector(), DetectionSettings(tile=TILE, overlap=OVERLAP))
+    assert tiles > 2 * tiles_at_1   # about four times the tiles: the enlarged image has four times the pixels
+    assert compare_catalogues(tiled, reference.select(reference.diameter < limit))["overall"]["recall"] == 1.0
+    report = compare_catalogues(tiled.select(tiled.diameter < limit), reference)
+    assert report["overall"]["precision"] == 1.0
+    # sizes within a source pixel (the stand-in thresholds the edge that enlargement blurs) and centres close
+    assert report["matched_errors"]["diameter_abs_median"] <= 1.0
+    assert report["matched_errors"]["centre_offset_rel_median"] < 0.1
+
+
+def test_scales_outside_the_range_are_refused():
+    with pytest.raises(ValueError, match="scales"):
+        DetectionSettings(tile=TILE, overlap=OVERLAP, scales=(8.0,))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])  # OpenCV and (when installed) rasterio
+def test_enlarging_read_is_bilinear_not_repeated_pixels(tmp_path, suffix):
+    path = str(tmp_path / f"ramp{suffix}")
+    cv2.imwrite(path, np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1)))
+    with open_source(path) as source:
+        row = source.read_bgr(0, 0, 16, 16, 32, 32)[8, :, 0].astype(int)
+    assert len(set(row[2:-2].tolist())) > 16   # repeated pixels would give the 16 source values only
 
 
 def test_duplicates_merge_but_a_crater_on_a_crater_floor_stays():

@@ -24,3 +24,10 @@ def test_reduced_scale_tiles_map_to_full_resolution():
     first = tiles[0]
     assert (first.inner_left, first.inner_top, first.inner_right) == (False, False, True)
     assert first.source_per_model_px == pytest.approx(2.0)
+
+
+def test_enlarged_scale_tiles_read_half_a_tile_of_source():
+    tiles = plan_tiles(300, 200, 128, 16, scale=2.0)
+    assert max(t.x0 + t.width for t in tiles) == 300 and max(t.y0 + t.height for t in tiles) == 200
+    assert tiles[0].width == 64 and tiles[0].out_width == 128
+    assert all(t.source_per_model_px == pytest.approx(0.5, abs=0.02) for t in tiles)

@@ -1,7 +1,7 @@
 """Tiled crater detection on one image: read tiles, run the model in batches, keep each crater once.
 
-The model sees every tile at the image's own resolution (scale 1) or reduced (extra scales, for craters
-larger than a tile), padded to one square canvas so that a batch has a single shape. Tile reading runs in
+The model sees every tile at the image's own resolution (scale 1), reduced (scales below 1, for craters
+larger than a tile) or enlarged (scales above 1, for a model trained on enlarged images), padded to one square canvas so that a batch has a single shape. Tile reading runs in
 a background thread while the model works on the previous batch.
 """
 import math
@@ -23,6 +23,8 @@ __all__ = ["DetectionSettings", "TileDetector", "detect_source", "overlap_for", 
 
 # boxes reach this much beyond the rim in practice; the overlap leaves room for it
 BOX_SLACK = 1.1
+# enlarging further only multiplies the tiles: a model trained at 2x (the measured case) wants scale 2
+MAX_SCALE = 4.0
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class DetectionSettings:
             raise ValueError(f"tile size {self.tile} must be a multiple of 32 (the model's largest stride)")
         if not 0 <= self.overlap < self.tile:
             raise ValueError(f"overlap {self.overlap} must be in [0, tile size {self.tile})")
-        if not self.scales or any(not 0 < s <= 1 for s in self.scales):
-            raise ValueError(f"scales {self.scales} must lie in (0, 1], e.g. 1,0.5")
+        if not self.scales or any(not 0 < s <= MAX_SCALE for s in self.scales):
+            raise ValueError(f"scales {self.scales} must lie in (0, {MAX_SCALE:g}], e.g. 1,0.5 (craters larger "
+                             "than a tile) or 2 (a model trained at twice the images' size)")
 
     def whole_diameter_px(self, scale: float) -> float:
         """Largest crater (full-resolution pixels) that some tile at `scale` holds whole."""

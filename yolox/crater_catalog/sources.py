@@ -124,6 +124,12 @@ class ImageSource:
         self.close()
 
 
+def _cv2_interpolation(width: int, out_width: int) -> int:
+    """Area averaging to reduce; bilinear to enlarge, as the training letterbox enlarges (INTER_AREA would
+    repeat pixels like nearest neighbour)."""
+    return cv2.INTER_AREA if out_width < width else cv2.INTER_LINEAR
+
+
 class OpenCVSource(ImageSource):
     """A plain picture decoded whole by OpenCV (8 or 16 bit, 1, 3 or 4 channels; alpha dropped)."""
 
@@ -143,7 +149,7 @@ class OpenCVSource(ImageSource):
     def read_raw(self, x0: int, y0: int, w: int, h: int, out_w: int, out_h: int) -> np.ndarray:
         window = self.pixels[y0:y0 + h, x0:x0 + w]
         if (out_w, out_h) != (window.shape[1], window.shape[0]):
-            window = cv2.resize(window, (out_w, out_h), interpolation=cv2.INTER_AREA)
+            window = cv2.resize(window, (out_w, out_h), interpolation=_cv2_interpolation(w, out_w))
         return window
 
 
@@ -166,7 +172,10 @@ class RasterioSource(ImageSource):
         from rasterio.enums import Resampling
         from rasterio.windows import Window
 
-        resampling = Resampling.nearest if (out_w, out_h) == (w, h) else Resampling.average
+        if (out_w, out_h) == (w, h):
+            resampling = Resampling.nearest
+        else:
+            resampling = Resampling.average if out_w < w else Resampling.bilinear
         data = self.dataset.read(self.bands, window=Window(x0, y0, w, h), out_shape=(len(self.bands), out_h, out_w),
                                  resampling=resampling)
         return np.moveaxis(data, 0, -1)
