@@ -15,7 +15,7 @@ from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
 
 def make_parser() -> argparse.ArgumentParser:
     parser = CLIParser("compare_catalogues", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("detected", help="CSV of detected craters (craters.csv)")
     parser.add_argument("reference", help="CSV of reference craters (same column names)")
     parser.add_argument("--columns", default="x_px,y_px,diameter_px",

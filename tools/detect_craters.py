@@ -16,7 +16,7 @@ from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
 
 def make_parser() -> argparse.ArgumentParser:
     parser = CLIParser("detect_craters", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("source", help="an image (PNG, JPEG, TIFF, GeoTIFF; 8/16 bit; 1 or 3 bands) or a folder")
     parser.add_argument("-f", "--exp_file", required=True, help="experiment file the model was trained with")
     parser.add_argument("-c", "--ckpt", required=True, help="checkpoint (best_ckpt.pth)")

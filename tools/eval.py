@@ -4,7 +4,6 @@ import argparse
 import os
 import sys
 
-import torch
 from loguru import logger
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -107,9 +106,8 @@ def main(exp, args, num_devices: int) -> None:
     evaluator = exp.get_evaluator(args.batch_size, is_distributed, args.test, args.legacy)
     evaluator.per_class_AP = True
     evaluator.per_class_AR = True
-    model = policy.to(model)
-    if policy.channels_last:  # the layout training evaluated in, so best_ckpt.pth gives the figure it logged
-        model = model.to(memory_format=torch.channels_last)
+    # the layout training evaluated in, so best_ckpt.pth gives the figure it logged
+    model = policy.place_model(model)
     model.eval()
     if not args.speed and not args.trt:
         ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")

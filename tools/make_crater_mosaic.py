@@ -17,7 +17,7 @@ MARS_EQC = "+proj=eqc +lat_ts=0 +lat_0=0 +lon_0=0 +x_0=0 +y_0=0 +R=3396190 +unit
 
 def make_parser() -> argparse.ArgumentParser:
     parser = CLIParser("make_crater_mosaic", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--size", type=int, default=4096, help="width and height in pixels")
     parser.add_argument("--out", required=True, help="GeoTIFF to write")
     parser.add_argument("--truth", required=True, help="CSV of the craters (x_px, y_px, diameter_px)")

@@ -153,12 +153,11 @@ class CraterExp(Exp):
         loader.dataset.preproc = DihedralTransform(transform, self.vflip_prob, self.transpose_prob)
         return loader
 
-    def resolve_device_augment(self, policy_choice: bool, policy_reason: str) -> bool:
-        """As the base Exp, except that no_aug_scale keeps the per-image pipeline it is built on."""
-        if self.device_augment is None and self.no_aug_scale is not None:
-            policy_reason = "no_aug_scale is set and works on the per-image pipeline only"
-            policy_choice = False
-        return super().resolve_device_augment(policy_choice, policy_reason)
+    def device_augment_default(self, policy_choice: bool, policy_reason: str) -> Tuple[bool, str]:
+        """The policy's choice, except that no_aug_scale keeps the per-image pipeline it is built on."""
+        if self.no_aug_scale is not None:
+            return False, "no_aug_scale is set and works on the per-image pipeline only"
+        return super().device_augment_default(policy_choice, policy_reason)
 
     def batch_augment_config(self):
         """The base config plus the vertical flip and quarter turn."""

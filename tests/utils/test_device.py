@@ -603,3 +603,11 @@ def test_cuda_amp_and_rng_on_a_real_gpu(cuda_policy):
     first = torch.rand(4, device=cuda_policy.device)
     cuda_policy.set_rng_state(saved)
     assert torch.equal(torch.rand(4, device=cuda_policy.device), first)
+
+
+@pytest.mark.parametrize("kind", ["cpu", "mps"])
+def test_place_model_puts_weights_in_the_policy_layout(no_cuda, kind):
+    policy = build_policy(kind, tensors_on="cpu", amp_probe=failing_probe)
+    model = policy.place_model(torch.nn.Conv2d(3, 4, 3))
+    assert model.weight.is_contiguous(memory_format=torch.channels_last) == policy.channels_last
+    assert policy.channels_last == (kind == "cpu")

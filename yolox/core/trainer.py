@@ -247,9 +247,7 @@ class Trainer:
 
         model = self.exp.get_model()
         logger.info(f"Model Summary: {_model_info(model, self.exp.test_size)}")
-        model = self.policy.to(model)
-        if self.policy.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = self.policy.place_model(model)
         self.optimizer = self.exp.get_optimizer(self.batch_size)
         model = self.resume_train(model)
         self.model = model

@@ -1,8 +1,9 @@
 """Tiled crater detection on one image: read tiles, run the model in batches, keep each crater once.
 
 The model sees every tile at the image's own resolution (scale 1), reduced (scales below 1, for craters
-larger than a tile) or enlarged (scales above 1, for a model trained on enlarged images), padded to one square canvas so that a batch has a single shape. Tile reading runs in
-a background thread while the model works on the previous batch.
+larger than a tile) or enlarged (scales above 1, for a model trained on enlarged images), padded to one
+square canvas so that a batch has a single shape. Tile reading runs in a background thread while the
+model works on the previous batch.
 """
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -97,9 +98,7 @@ class TileDetector:
     def __init__(self, model: torch.nn.Module, policy, num_classes: int, conf: float, nms: float,
                  fp16: bool = False) -> None:
         self.policy = policy
-        self.model = policy.to(model).eval()
-        if policy.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = policy.place_model(model).eval()
         self.num_classes = num_classes
         self.conf = conf
         self.nms = nms

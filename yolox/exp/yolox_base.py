@@ -117,12 +117,16 @@ class Exp(BaseExp):
             logger.info(f"label caps: {name} = {value}  ({reasons[name]})")
         return getattr(self, name)
 
+    def device_augment_default(self, policy_choice: bool, policy_reason: str) -> Tuple[bool, str]:
+        """(device_augment, why) when neither the exp nor the command line sets it: the device policy's."""
+        return bool(policy_choice), f"device policy: {policy_reason}"
+
     def resolve_device_augment(self, policy_choice: bool, policy_reason: str) -> bool:
-        """device_augment as set by the exp or the command line, else the device policy's choice; logged."""
+        """device_augment as set by the exp or the command line, else device_augment_default; logged."""
         from loguru import logger
 
         if self.device_augment is None:
-            self.device_augment, reason = bool(policy_choice), f"device policy: {policy_reason}"
+            self.device_augment, reason = self.device_augment_default(policy_choice, policy_reason)
         else:
             reason = "set by the exp or the command line"
         logger.info(f"device_augment = {self.device_augment}  ({reason})")

@@ -87,6 +87,11 @@ class DevicePolicy:
         return torch.amp.GradScaler(self.device.type, enabled=self.grad_scaler)
 
     # ---- placement -------------------------------------------------------------------------------------
+    def place_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module on the device, in the policy's memory layout (training and evaluation alike)."""
+        model = self.to(model)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
     def to(self, obj: Any) -> Any:
         """Move a tensor, module, or list/tuple/dict of them to the device (non_blocking per policy)."""
         if isinstance(obj, torch.Tensor):
