@@ -51,7 +51,7 @@ def parse_seeds(text: str) -> List[int]:
         raise SystemExit(f"--seeds {text!r}: give a count (3) or comma-separated seeds (0,1,2)") from None
     if len(values) == 1 and "," not in str(text):
         if values[0] < 1:
-            raise SystemExit(f"--seeds {text}: the count must be at least 1")
+            raise SystemExit(f"--seeds {text}: the count must be at least 1; for seed 0 alone give --seeds 0,")
         return list(range(values[0]))
     return values
 

@@ -253,11 +253,14 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
 
 
 def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) -> Dict[str, str]:
-    """Epochs, no-mosaic epochs and warmup for a from-scratch run; {field: reason} of what it set.
+    """Epochs, no-mosaic epochs, warmup and optimizer for a from-scratch run; {field: reason} of what it set.
 
     Fields set on the command line are kept as given.
     """
-    from yolox.exp.scratch_plan import scaled_no_aug_epochs, scratch_epochs, scratch_warmup_epochs
+    from yolox.exp.scratch_plan import (
+        adamw_lr_per_img, iterations_per_epoch, scaled_no_aug_epochs, scratch_epochs, scratch_optimizer,
+        scratch_warmup_epochs,
+    )
 
     reasons = {}
     exp_epochs = exp.max_epoch
@@ -270,12 +273,19 @@ def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) 
     if "warmup_epochs" not in overridden:
         choice = scratch_warmup_epochs(exp.warmup_epochs, train_images, batch, exp.max_epoch)
         exp.warmup_epochs, reasons["warmup_epochs"] = choice.value, choice.reason
+    if "optimizer_type" not in overridden and hasattr(exp, "optimizer_type"):
+        choice = scratch_optimizer(exp.optimizer_type, exp.max_epoch * iterations_per_epoch(train_images, batch))
+        exp.optimizer_type, reasons["optimizer_type"] = choice.value, choice.reason
+        if exp.optimizer_type == "adamw" and "basic_lr_per_img" not in overridden:
+            choice = adamw_lr_per_img(batch)
+            exp.basic_lr_per_img, reasons["basic_lr_per_img"] = choice.value, choice.reason
     return reasons
 
 
 RECIPE_FIELDS = ("max_epoch", "warmup_epochs", "no_aug_epochs", "no_aug_scale", "l1_in_no_aug", "optimizer_type",
-                 "weight_decay", "momentum", "ema_decay", "mosaic_prob", "mosaic_scale", "mixup_prob",
-                 "enable_mixup", "multiscale_range", "random_size", "center_radius", "input_size", "seed")
+                 "basic_lr_per_img", "weight_decay", "momentum", "ema_decay", "mosaic_prob", "mosaic_scale",
+                 "mixup_prob", "enable_mixup", "multiscale_range", "random_size", "center_radius", "input_size",
+                 "seed")
 
 
 def recipe_lines(exp, overridden: set, reasons: Dict[str, str]) -> List[str]:

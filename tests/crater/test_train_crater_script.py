@@ -66,7 +66,8 @@ def test_simulated_mps_run_logs_its_decisions_and_the_measured_batch(tmp_path, m
     # the batch came from the measurement: the probe table and the reason are logged
     assert "autobatch on mps" in log and "peak MiB" in log
     assert "crater plan: batch: 2  (batch 2: largest multiple of 8 (or power of 2 below it)" in log
-    assert "learning rate: 3.125e-04" in log
+    # from scratch in a short schedule: AdamW at 0.0025 x sqrt(2 / 16)
+    assert "learning rate: 8.839e-04" in log and "optimizer_type: 'adamw'" in log
     assert "img/s" in log
     assert 0.0 <= figures["AP50"] <= 1.0
     for plot in figures["plots"]:
@@ -193,3 +194,24 @@ def test_eval_tool_on_best_ckpt_reproduces_the_best_figure(tmp_path, monkeypatch
                            "output_dir", str(tmp_path / "out")])
     figures = re.findall(r"AP50:95 ([0-9.]+), AP50 ([0-9.]+)", (run_dir / "val_log.txt").read_text())
     assert [float(value) for value in figures[-1]] == [round(best["AP50:95"], 6), round(best["AP50"], 6)]
+
+
+def test_scratch_plan_picks_adamw_and_its_lr_unless_the_command_line_sets_them():
+    script = load_script()
+    from yolox.exp import get_exp
+
+    exp = get_exp(str(REPO / "exps" / "crater" / "yolox_s_crater.py"))
+    reasons = script.apply_scratch_schedule(exp, batch=16, train_images=777, overridden=set())
+    assert exp.optimizer_type == "adamw" and "AdamW" in reasons["optimizer_type"]
+    assert exp.basic_lr_per_img * 16 == pytest.approx(0.0025)
+    assert "basic_lr_per_img" in reasons
+
+    exp = get_exp(str(REPO / "exps" / "crater" / "yolox_s_crater.py"))
+    exp.basic_lr_per_img = 0.02 / 64
+    reasons = script.apply_scratch_schedule(exp, batch=16, train_images=777, overridden={"basic_lr_per_img"})
+    assert exp.optimizer_type == "adamw" and exp.basic_lr_per_img == 0.02 / 64
+    assert "basic_lr_per_img" not in reasons
+
+    exp = get_exp(str(REPO / "exps" / "crater" / "yolox_s_crater.py"))
+    reasons = script.apply_scratch_schedule(exp, batch=16, train_images=777, overridden={"optimizer_type"})
+    assert exp.optimizer_type == "sgd" and "optimizer_type" not in reasons

@@ -1,5 +1,10 @@
-"""yolox.exp.scratch_plan: model size, epochs and warmup of a from-scratch crater run."""
-from yolox.exp.scratch_plan import scaled_no_aug_epochs, scratch_epochs, scratch_model_size, scratch_warmup_epochs
+"""yolox.exp.scratch_plan: model size, epochs, warmup and optimizer of a from-scratch crater run."""
+import pytest
+
+from yolox.exp.scratch_plan import (
+    ADAMW_LR, ADAMW_MAX_ITERATIONS, adamw_lr_per_img, scaled_no_aug_epochs, scratch_epochs, scratch_model_size,
+    scratch_optimizer, scratch_warmup_epochs,
+)
 
 
 def test_small_data_gets_yolox_s_and_large_data_yolox_m():
@@ -22,3 +27,15 @@ def test_no_aug_share_and_warmup_floor():
     assert scratch_warmup_epochs(2, 777, 16, 60).value == 2        # 98 steps already
     assert scratch_warmup_epochs(2, 100, 8, 231).value == 8        # 13 steps/epoch: 100 steps
     assert scratch_warmup_epochs(2, 16, 2, 10).value == 2          # never more than a fifth of the schedule
+
+
+def test_short_scratch_schedules_get_adamw_and_long_ones_keep_the_exps_optimizer():
+    short = scratch_optimizer("sgd", 61 * 49)
+    assert short.value == "adamw" and "2989 steps" in short.reason
+    assert scratch_optimizer("sgd", ADAMW_MAX_ITERATIONS).value == "sgd"
+
+
+def test_adamw_lr_is_the_measured_value_at_batch_16_and_square_root_scaled():
+    assert adamw_lr_per_img(16).value * 16 == pytest.approx(ADAMW_LR)
+    assert adamw_lr_per_img(64).value * 64 == pytest.approx(2 * ADAMW_LR)
+    assert adamw_lr_per_img(4).value * 4 == pytest.approx(ADAMW_LR / 2)
