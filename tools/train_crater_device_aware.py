@@ -283,9 +283,9 @@ def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) 
 
 
 RECIPE_FIELDS = ("max_epoch", "warmup_epochs", "no_aug_epochs", "no_aug_scale", "l1_in_no_aug", "optimizer_type",
-                 "basic_lr_per_img", "weight_decay", "momentum", "ema_decay", "mosaic_prob", "mosaic_scale",
-                 "mixup_prob", "enable_mixup", "multiscale_range", "random_size", "center_radius", "input_size",
-                 "seed")
+                 "basic_lr_per_img", "weight_decay", "momentum", "ema_decay", "ema_ramp_updates", "mosaic_prob",
+                 "mosaic_scale", "mixup_prob", "enable_mixup", "multiscale_range", "random_size", "center_radius",
+                 "input_size", "seed")
 
 
 def recipe_lines(exp, overridden: set, reasons: Dict[str, str]) -> List[str]:

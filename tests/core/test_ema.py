@@ -18,6 +18,15 @@ def test_decay_ramp_checked_values(updates, expected):
     assert ema.decay_at(updates) == pytest.approx(expected, rel=2e-3)
 
 
+def test_a_shorter_ramp_reaches_the_decay_sooner():
+    upstream, short = ModelEMA(small_model(), 0.9998), ModelEMA(small_model(), 0.99, ramp_updates=100)
+    assert upstream.decay_at(2914) == pytest.approx(0.767, abs=1e-3)     # 60 epochs of 49 steps
+    assert short.decay_at(2914) == pytest.approx(0.99, abs=1e-6)
+    assert short.decay_at(100) == pytest.approx(0.99 * (1 - math.exp(-1)))
+    with pytest.raises(ValueError, match="ema_ramp_updates"):
+        ModelEMA(small_model(), 0.99, ramp_updates=0)
+
+
 def test_update_averages_params_and_bn_buffers_but_not_int_buffers():
     model = small_model()
     ema = ModelEMA(model, 0.9998)

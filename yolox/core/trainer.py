@@ -265,7 +265,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DDP(self.model, device_ids=device_ids, broadcast_buffers=False)
         if self.use_model_ema:
-            self.ema_model = ModelEMA(self.model, getattr(self.exp, "ema_decay", EMA_DECAY))
+            self.ema_model = ModelEMA(self.model, getattr(self.exp, "ema_decay", EMA_DECAY),
+                                      ramp_updates=getattr(self.exp, "ema_ramp_updates", 2000.0))
             self._restore_ema()
         self.model.train()
 

@@ -63,6 +63,9 @@ class Exp(BaseExp):
         self.l1_in_no_aug = True  # upstream adds the L1 box loss when mosaic stops
         self.ema = True
         self.ema_decay = 0.9998  # upstream's; the EMA ramps up to it over the first few thousand steps
+        # upstream's ramp length: after 3,000 steps (60 short crater epochs) the decay is only 0.78: an
+        # average over about 5 steps; a shorter ramp lets a short schedule's EMA average at all
+        self.ema_ramp_updates = 2000.0
         self.weight_decay = 5e-4
         self.momentum = 0.9
         self.print_interval = 10

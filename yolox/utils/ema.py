@@ -24,21 +24,23 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 class ModelEMA:
     """Keeps `ema`, a copy of the model whose floating-point state follows the training weights.
 
-    The decay ramps up as decay * (1 - exp(-updates / 2000)) so early averages are not dominated
-    by the random initial weights. Integer buffers keep the value they had when copied.
+    The decay ramps up as decay * (1 - exp(-updates / ramp_updates)) so early averages are not dominated
+    by the random initial weights (upstream's ramp: 2000 updates). Integer buffers keep the value they
+    had when copied.
     """
 
-    RAMP_UPDATES = 2000.0
-
-    def __init__(self, model: nn.Module, decay: float = 0.9999, updates: int = 0):
+    def __init__(self, model: nn.Module, decay: float = 0.9999, updates: int = 0, ramp_updates: float = 2000.0):
         self.ema = deepcopy(unwrap_model(model)).eval()
         for param in self.ema.parameters():
             param.requires_grad_(False)
         self.decay = decay
         self.updates = updates
+        if ramp_updates <= 0:
+            raise ValueError(f"EMA ramp_updates must be positive, got {ramp_updates}: fix ema_ramp_updates in the exp")
+        self.ramp_updates = float(ramp_updates)
 
     def decay_at(self, updates: int) -> float:
-        return self.decay * (1.0 - math.exp(-updates / self.RAMP_UPDATES))
+        return self.decay * (1.0 - math.exp(-updates / self.ramp_updates))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
