@@ -16,6 +16,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(exclude=("tests", "tests.*", "tools", "exps")) + ["yolox.exp.default"],
     package_dir={"yolox.exp.default": "exps/default"},
+    # the fused BatchNorm+SiLU CPU kernel's source, compiled on first use (yolox/models/fused_bn_silu.py)
+    package_data={"yolox.models": ["csrc/*.cpp"]},
     install_requires=[
         # torch is never pinned: Mac users install the build that suits their machine.
         "torch>=2.1",
@@ -26,6 +28,8 @@ setup(
         "pycocotools",
         "tabulate",
         "psutil",
+        # torch's C++ extension loader builds the fused BatchNorm+SiLU CPU kernel with it
+        "ninja",
     ],
     extras_require={
         # the test extra brings every optional library, so CI runs the paths with them (absence is simulated)

@@ -19,6 +19,9 @@ import torch
 from yolox.utils.user_errors import CLIParser, run_cli
 
 
+OURS = "ours (cpu policy)"
+
+
 def load_upstream_yolox(source_dir: str) -> types.SimpleNamespace:
     """Import upstream's yolox.models from `source_dir` without disturbing this project's `yolox`."""
     ours = {name: sys.modules.pop(name) for name in list(sys.modules) if name == "yolox" or name.startswith("yolox.")}
@@ -64,6 +67,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from yolox.models.build import build_yolox, init_yolox
+    from yolox.models.network_blocks import use_fused_bn_act
+    from yolox.utils.device import build_policy
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
     from benchmark import synthetic_batch
 
@@ -73,9 +78,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     theirs = nano(upstream, 1).train()
     theirs.load_state_dict(ours.state_dict())
     images, targets = synthetic_batch(args.batch_size, args.size, 20, 1, torch.device("cpu"))
-    steps = {"upstream": step_fn(theirs, images, targets),
-             "ours (channels_last)": step_fn(ours.to(memory_format=torch.channels_last),
-                                             images.contiguous(memory_format=torch.channels_last), targets)}
+    # ours as the trainer sets it up: the CPU policy's layout and BatchNorm+SiLU kernel
+    policy = build_policy("cpu")
+    ours = policy.place_model(ours)
+    use_fused_bn_act(ours, policy.fused_bn_act)
+    ours_images = images.contiguous(memory_format=torch.channels_last) if policy.channels_last else images
+    print(f"ours: channels_last={policy.channels_last}, fused_bn_act={policy.fused_bn_act} "
+          f"({policy.reasons['fused_bn_act']})")
+    steps = {"upstream": step_fn(theirs, images, targets), OURS: step_fn(ours, ours_images, targets)}
     times: Dict[str, List[float]] = {name: [] for name in steps}
     for rep in range(args.warmup + args.reps):
         for name, step in steps.items():
@@ -87,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     for name, sec in medians.items():
         spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
         print(f"{name:22s} median {sec:.3f} s/step ({spread})  {args.batch_size / sec:.1f} img/s")
-    ratio = medians["upstream"] / medians["ours (channels_last)"]
+    ratio = medians["upstream"] / medians[OURS]
     print(f"ours / upstream speed: {ratio:.2f}x (batch {args.batch_size}, {args.size} px, {args.threads} threads, "
           f"{args.reps} interleaved reps)")
     return medians

@@ -21,6 +21,7 @@ import torch
 from tabulate import tabulate
 
 from yolox.exp import get_exp
+from yolox.models.network_blocks import use_fused_bn_act
 from yolox.utils.device import DevicePolicy, build_policy
 from yolox.utils.user_errors import CLIParser, run_cli
 
@@ -116,6 +117,7 @@ def build_model(exp, policy: DevicePolicy, settings: Settings, train: bool):
     model = policy.to(model)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    use_fused_bn_act(model, policy.fused_bn_act)
     model.train(train)
     return model
 
@@ -272,8 +274,10 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             exp.num_classes = args.num_classes
             size = args.size or exp.input_size[0]
             result = MEASURES[measure.strip()](exp, args, settings, size)
+            policy = policy_for(args, settings)
             result.update(model=args.exp_file or args.name, batch=args.batch_size, size=size, gts=args.gts,
-                          device=str(policy_for(args, settings).device), cudnn_benchmark=args.cudnn_benchmark, threads=torch.get_num_threads(),
+                          device=str(policy.device), fused_bn_act=policy.fused_bn_act,
+                          cudnn_benchmark=args.cudnn_benchmark, threads=torch.get_num_threads(),
                           torch=torch.__version__, host=platform.node(), **asdict(settings))
             line = json.dumps(result)
             print(line, flush=True)
@@ -281,7 +285,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
                 with open(args.json_out, "a") as sink:
                     sink.write(line + "\n")
             rows.append(result)
-    columns = ["measure", "name", "precision", "channels_last", "compile", "batch", "size", "img_per_s",
+    columns = ["measure", "name", "precision", "channels_last", "fused_bn_act", "compile", "batch", "size", "img_per_s",
                "sec_per_iter", "peak_mem_mb"]
     print(tabulate([[row.get(c) for c in columns] for row in rows], headers=columns, floatfmt=".3f"))
     return rows

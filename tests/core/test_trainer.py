@@ -73,6 +73,24 @@ def test_lr_is_zero_on_first_step_and_rises_in_warmup(tiny_exp_file):
     assert trainer.samples_seen == 12
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_trainer_sets_the_policy_bn_act_kernel_and_trains_through_it(tiny_exp_file, fused):
+    from yolox.models.network_blocks import BaseConv
+
+    exp = get_exp(str(tiny_exp_file))
+    exp.max_epoch = 1
+    exp.no_aug_epochs = 0
+    policy = build_policy("cpu", fused_bn_act=fused)
+    trainer = Trainer(exp, train_args(), policy=policy)
+    trainer.before_train()
+    conv = trainer.model.backbone
+    assert isinstance(conv, BaseConv) and conv.fused_bn_act is policy.fused_bn_act is fused
+    trainer.epoch = trainer.iter = 0
+    trainer.before_epoch()
+    trainer.train_one_iter()
+    assert int(conv.bn.num_batches_tracked) == 1 and torch.isfinite(conv.bn.running_var).all()
+
+
 class RaisingOOM(torch.nn.Module):
     """Wraps a model; raises `error` whenever a training batch has at least `limit` images."""
 

@@ -88,6 +88,8 @@ TINY_MODEL = '''
 import torch
 from torch import nn
 
+from yolox.models.network_blocks import BaseConv
+
 
 class TinyHead(nn.Module):
     """Holds use_l1 and the prediction conv, like YOLOXHead, so the trainer's switch applies."""
@@ -105,7 +107,8 @@ class TinyDetector(nn.Module):
 
     def __init__(self, num_classes):
         super().__init__()
-        self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.SiLU())
+        # YOLOX's conv block, so the trainer's BatchNorm+SiLU kernel choice applies here too
+        self.backbone = BaseConv(3, 8, 3, 2)
         self.head = TinyHead(num_classes)
 
     def forward(self, x, targets=None):

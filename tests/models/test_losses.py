@@ -123,9 +123,15 @@ def test_compute_losses_runs_on_meta_without_host_reads():
 
 
 @lru_cache(maxsize=None)
-def fixture_run(name: str, use_l1: bool) -> dict:
-    """One train-mode forward + backward of a freshly loaded fixture model, with the head's loss inputs."""
+def fixture_run(name: str, use_l1: bool, cpu_policy: bool = False) -> dict:
+    """One train-mode forward + backward of a freshly loaded fixture model, with the head's loss inputs.
+
+    cpu_policy=True trains as the CPU device policy sets the model up: channels_last and the fused
+    BatchNorm+SiLU kernel.
+    """
+    from yolox.models import fused_bn_silu
     from yolox.models.build import build_yolox, init_yolox
+    from yolox.models.network_blocks import use_fused_bn_act
     import yolox.models.yolox_loss as yolox_loss
 
     ref = torch.load(shared_path("fixtures", f"ref_{name}.pt"), weights_only=True)
@@ -134,6 +140,11 @@ def fixture_run(name: str, use_l1: bool) -> dict:
     model.load_state_dict(ref["state_dict"], strict=True)
     model.train()
     model.head.use_l1 = use_l1
+    images = ref["images"]
+    if cpu_policy:
+        model = model.to(memory_format=torch.channels_last)
+        assert use_fused_bn_act(model, True) > 0 and fused_bn_silu.kernel() is not None
+        images = images.contiguous(memory_format=torch.channels_last)
 
     head_inputs = {}
     real_compute_losses = yolox_loss.compute_losses
@@ -144,7 +155,7 @@ def fixture_run(name: str, use_l1: bool) -> dict:
 
     yolox_loss.compute_losses = recording_compute_losses
     try:
-        losses = model(ref["images"], ref["targets"])
+        losses = model(images, ref["targets"])
     finally:
         yolox_loss.compute_losses = real_compute_losses
     losses["total_loss"].backward()
@@ -162,12 +173,15 @@ def fixture_run(name: str, use_l1: bool) -> dict:
 
 # tiny's CPU step takes several seconds: CI runs nano, `-m slow` adds tiny
 FIXTURES = ["yolox-nano", pytest.param("yolox-tiny", marks=pytest.mark.slow)]
+# the plain modules, and the CPU policy's channels_last layout with the fused BatchNorm+SiLU kernel
+CPU_POLICY = pytest.mark.parametrize("cpu_policy", [False, True], ids=["plain", "cpu_policy"])
 
 
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("use_l1", [False, True])
-def test_fixture_losses(name, use_l1):
-    run = fixture_run(name, use_l1)
+@CPU_POLICY
+def test_fixture_losses(name, use_l1, cpu_policy):
+    run = fixture_run(name, use_l1, cpu_policy)
     expected = run["ref"]["train_losses_l1" if use_l1 else "train_losses"]
     assert list(run["losses"]) == list(expected)
     for key, value in expected.items():
@@ -180,8 +194,9 @@ def test_fixture_losses(name, use_l1):
 
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("use_l1", [False, True])
-def test_fixture_gradients(name, use_l1):
-    run = fixture_run(name, use_l1)
+@CPU_POLICY
+def test_fixture_gradients(name, use_l1, cpu_policy):
+    run = fixture_run(name, use_l1, cpu_policy)
     suffix = "_l1" if use_l1 else ""
     norms = run["ref"]["grad_norms_all" + suffix]
     assert set(norms) <= set(run["grads"]) | {key for key, value in norms.items() if value == 0}
@@ -194,8 +209,9 @@ def test_fixture_gradients(name, use_l1):
 
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("use_l1", [False, True])
-def test_fixture_batchnorm_after_one_step(name, use_l1):
-    run = fixture_run(name, use_l1)
+@CPU_POLICY
+def test_fixture_batchnorm_after_one_step(name, use_l1, cpu_policy):
+    run = fixture_run(name, use_l1, cpu_policy)
     for key, stats in run["ref"]["bn_after_train_l1" if use_l1 else "bn_after_train"].items():
         bn = run["bn"][key]
         torch.testing.assert_close(bn.running_mean, stats["running_mean"], rtol=1e-5, atol=1e-6)

@@ -4,6 +4,7 @@ import functools
 import inspect
 import os
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -603,6 +604,22 @@ def test_cuda_amp_and_rng_on_a_real_gpu(cuda_policy):
     first = torch.rand(4, device=cuda_policy.device)
     cuda_policy.set_rng_state(saved)
     assert torch.equal(torch.rand(4, device=cuda_policy.device), first)
+
+
+def test_fused_bn_act_for_cpu_training_in_channels_last_only(no_cuda, monkeypatch, warnings_seen):
+    monkeypatch.setattr(sys, "platform", "linux")
+    cpu = build_policy("cpu")
+    assert cpu.fused_bn_act and "measured on a 2-core CPU" in cpu.reasons["fused_bn_act"]
+    assert not build_policy("cpu", channels_last=False).fused_bn_act
+    assert not build_policy("cpu", fused_bn_act=False).fused_bn_act
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert not build_policy("cpu").fused_bn_act
+    assert build_policy("cpu", fused_bn_act=True).fused_bn_act
+    assert not warnings_seen
+    for kind in ("cuda", "mps"):
+        policy = build_policy(kind, tensors_on="cpu", amp_probe=failing_probe, fused_bn_act=True)
+        assert not policy.fused_bn_act and "CPU kernel" in policy.reasons["fused_bn_act"]
+    assert len(warnings_seen) == 2 and all("BatchNorm+SiLU" in w for w in warnings_seen)
 
 
 @pytest.mark.parametrize("kind", ["cpu", "mps"])

@@ -13,6 +13,7 @@ from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from yolox.data.data_prefetcher import DataPrefetcher
+from yolox.models.network_blocks import use_fused_bn_act
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.dist import average_gradients, get_local_rank, get_rank, get_world_size, ranks_where, synchronize
 from yolox.utils.ema import ModelEMA, unwrap_model
@@ -248,6 +249,7 @@ class Trainer:
         model = self.exp.get_model()
         logger.info(f"Model Summary: {_model_info(model, self.exp.test_size)}")
         model = self.policy.place_model(model)
+        use_fused_bn_act(model, self.policy.fused_bn_act)
         self.optimizer = self.exp.get_optimizer(self.batch_size)
         model = self.resume_train(model)
         self.model = model

@@ -4,6 +4,8 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
+from .fused_bn_silu import batch_norm_silu, fusable
+
 __all__ = [
     "SiLU",
     "get_activation",
@@ -14,6 +16,7 @@ __all__ = [
     "SPPBottleneck",
     "CSPLayer",
     "Focus",
+    "use_fused_bn_act",
 ]
 
 
@@ -39,6 +42,10 @@ def get_activation(name: str = "silu", inplace: bool = True) -> nn.Module:
 class BaseConv(nn.Module):
     """Conv2d ("same" padding for odd kernels) -> BatchNorm2d -> activation."""
 
+    # Training through the fused BatchNorm+SiLU kernel where it applies (fused_bn_silu.fusable); set by
+    # use_fused_bn_act from the device policy. A plain attribute, so the state_dict keys stay upstream's.
+    fused_bn_act = False
+
     def __init__(
         self,
         in_channels: int,
@@ -63,11 +70,22 @@ class BaseConv(nn.Module):
         self.act = get_activation(act, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        x = self.conv(x)
+        if self.fused_bn_act and fusable(x, self.bn, self.act):
+            return batch_norm_silu(x, self.bn)
+        return self.act(self.bn(x))
 
     def fuseforward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward once BatchNorm has been folded into `conv` (see fuse_model)."""
         return self.act(self.conv(x))
+
+
+def use_fused_bn_act(model: nn.Module, enabled: bool) -> int:
+    """Switch every BaseConv of `model` to (or off) the fused BatchNorm+SiLU kernel; returns how many."""
+    convs = [module for module in model.modules() if isinstance(module, BaseConv)]
+    for conv in convs:
+        conv.fused_bn_act = enabled
+    return len(convs)
 
 
 class DWConv(nn.Module):

@@ -16,7 +16,7 @@ from yolox.utils.device.selection import KINDS, DeviceUnavailableError
 DECISIONS = (
     "device", "amp_dtype", "grad_scaler", "pin_memory", "non_blocking", "num_workers", "worker_floor",
     "prefetch_stream", "batch_augment",
-    "dist_backend", "cudnn_benchmark", "compile_allowed", "channels_last", "cache_release_every",
+    "dist_backend", "cudnn_benchmark", "compile_allowed", "channels_last", "fused_bn_act", "cache_release_every",
     "downcast_float64", "mps_fallback", "memory",
 )
 
@@ -43,6 +43,7 @@ class DevicePolicy:
     mps_fallback: bool = False
     worker_floor: int = 0
     batch_augment: bool = False
+    fused_bn_act: bool = False
     warnings: Tuple[str, ...] = ()
     memory: MemoryBackend = field(default_factory=MemoryBackend, repr=False, compare=False)
 
