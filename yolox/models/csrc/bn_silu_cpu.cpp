@@ -41,6 +41,8 @@ inline void store(const Vec& v, float* p, int64_t n) {
   }
 }
 
+// exp_u20 is torch's inline polynomial exp, with no call into Sleef per vector: a yolox-nano training step
+// measured 0.456 -> 0.442 s against exp(); its error stays below the BatchNorm's own float rounding.
 inline Vec sigmoid(const Vec& y) {
   const Vec one(1.0f);
   return one / (one + y.neg().exp_u20());
@@ -48,7 +50,7 @@ inline Vec sigmoid(const Vec& y) {
 
 // Splits rows [0, M) into at most one chunk per thread and runs fn(chunk, row_begin, row_end) in parallel.
 template <typename Fn>
-void parallel_rows(int64_t M, int64_t C, int64_t chunks, const Fn& fn) {
+void parallel_rows(int64_t M, int64_t chunks, const Fn& fn) {
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       fn(chunk, chunk * M / chunks, (chunk + 1) * M / chunks);
@@ -91,7 +93,7 @@ template <typename Term>
 std::pair<std::vector<double>, std::vector<double>> reduce_rows(int64_t M, int64_t C, const Term& term) {
   const int64_t chunks = chunk_count(M, C);
   std::vector<double> partial(chunks * 2 * C, 0.0);
-  parallel_rows(M, C, chunks, [&](int64_t chunk, int64_t begin, int64_t end) {
+  parallel_rows(M, chunks, [&](int64_t chunk, int64_t begin, int64_t end) {
     double* acc = partial.data() + chunk * 2 * C;
     sum_rows(begin, end, C, acc, acc + C, term);
   });
@@ -160,7 +162,7 @@ std::vector<at::Tensor> bn_silu_forward(const at::Tensor& x2d, const at::Tensor&
   const auto coef = affine(weight, bias, mean, invstd);
   at::Tensor out = at::empty_like(x2d);
   float* out_p = out.data_ptr<float>();
-  parallel_rows(M, C, chunk_count(M, C), [&](int64_t, int64_t begin, int64_t end) {
+  parallel_rows(M, chunk_count(M, C), [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       for_channel_vectors(C, [&](int64_t c, int64_t n) {
         const Vec y = at::vec::fmadd(load(x + row * C + c, n), load(coef.first.data() + c, n),
@@ -212,7 +214,7 @@ std::vector<at::Tensor> bn_silu_backward(const at::Tensor& grad2d, const at::Ten
     p[c] = static_cast<float>(-proj * kc);
     q[c] = static_cast<float>(-sums.first[c] / M * kc);
   }
-  parallel_rows(M, C, chunk_count(M, C), [&](int64_t, int64_t begin, int64_t end) {
+  parallel_rows(M, chunk_count(M, C), [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       for_channel_vectors(C, [&](int64_t c, int64_t n) {
         float* dst = dy_p + row * C + c;
