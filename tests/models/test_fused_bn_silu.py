@@ -57,7 +57,10 @@ def assert_same_training(plain: BaseConv, fused: BaseConv, x: torch.Tensor, step
         torch.testing.assert_close(out_f, out_p, **TOL)
         torch.testing.assert_close(gx_f, gx_p, **TOL)
         for (name, p_plain), p_fused in zip(plain.named_parameters(), fused.parameters()):
-            torch.testing.assert_close(p_fused.grad, p_plain.grad, **TOL, msg=name)
+            # a weight gradient sums thousands of products: its rounding scales with its largest element
+            scale = float(p_plain.grad.abs().max())
+            torch.testing.assert_close(p_fused.grad, p_plain.grad, rtol=TOL["rtol"], atol=TOL["atol"] * max(scale, 1.0),
+                                       msg=lambda default, name=name: f"{name}: {default}")
         torch.testing.assert_close(fused.bn.running_mean, plain.bn.running_mean, **TOL)
         torch.testing.assert_close(fused.bn.running_var, plain.bn.running_var, **TOL)
         assert int(fused.bn.num_batches_tracked) == int(plain.bn.num_batches_tracked) == i + 1
