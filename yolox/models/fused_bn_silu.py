@@ -45,7 +45,7 @@ def kernel() -> Optional[ModuleType]:
         from torch.utils import cpp_extension
 
         _ninja_on_path()
-        logger.info("fused BatchNorm+SiLU kernel: loading (its first build on a machine takes about a minute)")
+        logger.info("fused BatchNorm+SiLU kernel: loading (its first build on a machine takes about 40 s)")
         return cpp_extension.load(name=f"yolox_bn_silu_{capability.lower()}", sources=[str(_SOURCE)],
                                   extra_cflags=["-O3", "-fopenmp", *flags],
                                   extra_ldflags=["-fopenmp"], verbose=False)
