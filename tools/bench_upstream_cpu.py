@@ -7,7 +7,6 @@ module table, so both live in one process); both models get the same weights, im
     pip download --no-deps --no-build-isolation yolox==0.3.0 -d /tmp/up && tar xzf /tmp/up/yolox-0.3.0.tar.gz -C /work/upstream_site
     python tools/bench_upstream_cpu.py --upstream /work/upstream_site/yolox-0.3.0 --threads 2 --reps 15
 """
-import argparse
 import statistics
 import sys
 import time
@@ -67,7 +66,6 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from yolox.models.build import build_yolox, init_yolox
-    from yolox.models.network_blocks import use_fused_bn_act
     from yolox.utils.device import build_policy
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
     from benchmark import synthetic_batch
@@ -81,7 +79,6 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     # ours as the trainer sets it up: the CPU policy's layout and BatchNorm+SiLU kernel
     policy = build_policy("cpu")
     ours = policy.place_model(ours)
-    use_fused_bn_act(ours, policy.fused_bn_act)
     ours_images = images.contiguous(memory_format=torch.channels_last) if policy.channels_last else images
     print(f"ours: channels_last={policy.channels_last}, fused_bn_act={policy.fused_bn_act} "
           f"({policy.reasons['fused_bn_act']})")

@@ -13,10 +13,9 @@ from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from yolox.data.data_prefetcher import DataPrefetcher
-from yolox.models.network_blocks import use_fused_bn_act
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.dist import average_gradients, get_local_rank, get_rank, get_world_size, ranks_where, synchronize
-from yolox.utils.ema import ModelEMA, unwrap_model
+from yolox.utils.ema import RAMP_UPDATES, ModelEMA, unwrap_model
 from yolox.utils.eval_history import append_eval, reset_eval_history
 from yolox.utils.logger import build_metric_writer, setup_logger
 from yolox.utils.metric import MeterBuffer
@@ -249,7 +248,6 @@ class Trainer:
         model = self.exp.get_model()
         logger.info(f"Model Summary: {_model_info(model, self.exp.test_size)}")
         model = self.policy.place_model(model)
-        use_fused_bn_act(model, self.policy.fused_bn_act)
         self.optimizer = self.exp.get_optimizer(self.batch_size)
         model = self.resume_train(model)
         self.model = model
@@ -268,7 +266,7 @@ class Trainer:
             self.model = DDP(self.model, device_ids=device_ids, broadcast_buffers=False)
         if self.use_model_ema:
             self.ema_model = ModelEMA(self.model, getattr(self.exp, "ema_decay", EMA_DECAY),
-                                      ramp_updates=getattr(self.exp, "ema_ramp_updates", 2000.0))
+                                      ramp_updates=getattr(self.exp, "ema_ramp_updates", RAMP_UPDATES))
             self._restore_ema()
         self.model.train()
 

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from yolox.exp.base_exp import BaseExp
+from yolox.utils.ema import RAMP_UPDATES
 from yolox.utils.user_errors import UserError
 
 __all__ = ["Exp", "check_exp_value"]
@@ -65,7 +66,7 @@ class Exp(BaseExp):
         self.ema_decay = 0.9998  # upstream's; the EMA ramps up to it over the first few thousand steps
         # upstream's ramp length: after 3,000 steps (60 short crater epochs) the decay is only 0.78: an
         # average over about 5 steps; a shorter ramp lets a short schedule's EMA average at all
-        self.ema_ramp_updates = 2000.0
+        self.ema_ramp_updates = RAMP_UPDATES
         self.weight_decay = 5e-4
         self.momentum = 0.9
         self.print_interval = 10

@@ -9,6 +9,8 @@ from torch import nn
 __all__ = ["ModelEMA", "is_parallel", "unwrap_model"]
 
 _PARALLEL_TYPES = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+# upstream's ramp length, in updates (training.md §6)
+RAMP_UPDATES = 2000.0
 
 
 def is_parallel(model: nn.Module) -> bool:
@@ -29,7 +31,8 @@ class ModelEMA:
     had when copied.
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.9999, updates: int = 0, ramp_updates: float = 2000.0):
+    def __init__(self, model: nn.Module, decay: float = 0.9999, updates: int = 0,
+                 ramp_updates: float = RAMP_UPDATES):
         self.ema = deepcopy(unwrap_model(model)).eval()
         for param in self.ema.parameters():
             param.requires_grad_(False)

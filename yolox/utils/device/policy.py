@@ -89,9 +89,15 @@ class DevicePolicy:
 
     # ---- placement -------------------------------------------------------------------------------------
     def place_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module on the device, in the policy's memory layout (training and evaluation alike)."""
+        """The module on the device, in the policy's memory layout and with its BatchNorm+SiLU kernel choice
+        (training and evaluation alike: the fused kernel only ever runs in training)."""
+        from yolox.models.network_blocks import use_fused_bn_act
+
         model = self.to(model)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        use_fused_bn_act(model, self.fused_bn_act)
+        return model
 
     def to(self, obj: Any) -> Any:
         """Move a tensor, module, or list/tuple/dict of them to the device (non_blocking per policy)."""
