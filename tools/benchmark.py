@@ -76,6 +76,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="trainer/loader measurement: device = batched augmentation after the prefetcher "
                              "(exp.device_augment=True), worker = per-image numpy pipeline in the loader workers, "
                              "exp = the exp's setting (None: the device policy's batch_augment)")
+    parser.add_argument("--fused-optimizer", default="auto", choices=["auto", "on", "off"],
+                        help="fused SGD/AdamW kernels (auto: the device layer's decision)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="trainer measurement: profile this many more iterations with torch.profiler and print "
+                             "where host and device time go")
+    parser.add_argument("--trace-out", default=None, help="with --profile: write the Chrome trace here")
     parser.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
     return parser.parse_args(argv)
 
@@ -96,9 +102,10 @@ def resolve_settings(spec: str, kind: str) -> List[Settings]:
 
 
 def policy_for(args: argparse.Namespace, settings: Settings) -> DevicePolicy:
-    autotune = {"auto": None, "on": True, "off": False}[args.cudnn_benchmark]
+    switch = {"auto": None, "on": True, "off": False}
     return build_policy(args.device, fp16=settings.precision == "fp16", bf16=settings.precision == "bf16",
-                        channels_last=settings.channels_last, compile=settings.compile, cudnn_benchmark=autotune)
+                        channels_last=settings.channels_last, compile=settings.compile,
+                        cudnn_benchmark=switch[args.cudnn_benchmark], fused_optimizer=switch[args.fused_optimizer])
 
 
 def synthetic_batch(batch: int, size: int, gts: int, num_classes: int, device: torch.device, seed: int = 0):
@@ -139,6 +146,7 @@ def measure_step(exp, args, settings: Settings, size: int) -> Dict:
     policy = policy_for(args, settings)
     policy.configure_backends()
     model = build_model(exp, policy, settings, train=True)
+    exp.device_policy = policy
     optimizer = exp.get_optimizer(args.batch_size)
     scaler = policy.make_grad_scaler()
     images, targets = synthetic_batch(args.batch_size, size, args.gts, exp.num_classes, policy.device)
@@ -253,10 +261,46 @@ def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
         trainer.after_iter()
     policy.synchronize()
     sec = (time.perf_counter() - start) / args.iters
+    if args.profile:
+        profile_trainer(trainer, policy, args.warmup + args.iters, args.profile, args.trace_out)
     return {"measure": "trainer", "sec_per_iter": sec, "img_per_s": args.batch_size / sec,
             "peak_mem_mb": policy.peak_memory() / 2**20, "workers": trainer.train_loader.num_workers,
             "cache": args.cache, "device_augment": bool(exp.device_augment),
             "data_wait_s": trainer.meter["data_time"].global_avg, "last_size": trainer.input_size[0]}
+
+
+def _device_time_us(event) -> float:
+    """Self device time of a profiler event average (the attribute was renamed from cuda to device)."""
+    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+
+
+def profile_trainer(trainer, policy: DevicePolicy, first_step: int, iters: int, trace_out: Optional[str]) -> None:
+    """Run `iters` more trainer iterations under torch.profiler; print the trainer's ranges, the top device
+    kernels and how busy the device was."""
+    from torch.profiler import profile
+
+    with profile(activities=policy.profiler_activities()) as prof:
+        start = time.perf_counter()
+        for step in range(first_step, first_step + iters):
+            trainer.epoch, trainer.iter = divmod(step, trainer.max_iter)
+            trainer.train_one_iter()
+            trainer.after_iter()
+        policy.synchronize()
+        wall_us = (time.perf_counter() - start) * 1e6
+    events = prof.key_averages()
+    ranges = [e for e in events if e.key.startswith("trainer.")]
+    print(tabulate([[e.key, e.count, e.cpu_time_total / 1e3 / iters] for e in ranges],
+                   headers=["range", "calls", "host ms per iter"], floatfmt=".2f"))
+    busy_us = sum(_device_time_us(e) for e in events if not e.key.startswith("trainer."))
+    if busy_us:
+        top = sorted(events, key=_device_time_us, reverse=True)[:25]
+        print(tabulate([[e.key[:70], e.count // iters, _device_time_us(e) / 1e3 / iters] for e in top],
+                       headers=["device op", "calls per iter", "device ms per iter"], floatfmt=".2f"))
+    busy = (f", device busy {busy_us / 1e3 / iters:.1f} ms ({100 * busy_us / wall_us:.0f}%, kernels on all streams "
+            "summed)") if busy_us else ""
+    print(f"profiled {iters} iterations: {wall_us / 1e3 / iters:.1f} ms per iteration{busy}")
+    if trace_out:
+        prof.export_chrome_trace(trace_out)
 
 
 MEASURES = {"step": measure_step, "eval": measure_eval, "trainer": measure_trainer, "loader": measure_loader}
@@ -277,6 +321,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             policy = policy_for(args, settings)
             result.update(model=args.exp_file or args.name, batch=args.batch_size, size=size, gts=args.gts,
                           device=str(policy.device), fused_bn_act=policy.fused_bn_act,
+                          fused_optimizer=policy.fused_optimizer,
                           cudnn_benchmark=args.cudnn_benchmark, threads=torch.get_num_threads(),
                           torch=torch.__version__, host=platform.node(), **asdict(settings))
             line = json.dumps(result)

@@ -132,7 +132,8 @@ class CraterExp(Exp):
             return super().get_optimizer(batch_size)
         lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
         bn_weights, weights, biases = split_param_groups(self.model)
-        optimizer = torch.optim.AdamW(bn_weights, lr=lr, betas=(self.momentum, 0.999), weight_decay=0.0)
+        optimizer = torch.optim.AdamW(bn_weights, lr=lr, betas=(self.momentum, 0.999), weight_decay=0.0,
+                                      **self.optimizer_options())
         optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
         optimizer.add_param_group({"params": biases})
         self.optimizer = optimizer

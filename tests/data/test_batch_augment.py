@@ -81,3 +81,18 @@ def test_prefetcher_applies_the_loader_batch_transform(reader):
     assert images.shape == (4, 3, *INPUT_HW) and images.dtype == torch.float32
     assert targets.shape[0] == 4 and targets.shape[2] == 5 and targets.shape[1] <= 20
     assert np.isfinite(targets.numpy()).all()
+
+
+def test_targets_keep_only_rows_some_image_can_fill(reader):
+    # the assignment's work grows with the label rows: a generous cap must not pad the batch up to it
+    roomy = BatchAugment(BatchAugmentConfig(max_labels=1000))
+    capped = BatchAugment(BatchAugmentConfig(max_labels=1000 * 5))
+    for seed0 in range(0, 40, 8):
+        images, labels, meta = batch_of(reader, seed0=seed0)[:3]
+        _, targets = roomy(images, labels, meta)
+        _, reference = capped(images, labels, meta)
+        kept = (targets.sum(-1) > 0).sum(1)
+        assert targets.shape[1] < 5 * labels.shape[1]
+        assert targets.shape[1] >= int(kept.max())
+        torch.testing.assert_close(targets, reference[:, : targets.shape[1]])
+        assert reference[:, targets.shape[1]:].eq(0).all()

@@ -29,6 +29,22 @@ def test_optimizer_groups_yolox_s(yolox_s_optimizer):
     assert exp.get_optimizer(64) is optimizer
 
 
+@pytest.mark.parametrize("exp_file,optimizer_type", [(None, "sgd"), ("exps/crater/yolox_nano_crater.py", "adamw")])
+def test_optimizer_is_fused_when_the_device_policy_says(exp_file, optimizer_type):
+    from yolox.utils.device import build_policy
+
+    exp = get_exp(exp_file, "yolox-nano")
+    exp.optimizer_type = optimizer_type
+    exp.get_model()
+    exp.device_policy = build_policy("cpu", fused_optimizer=True)
+    optimizer = exp.get_optimizer(8)
+    assert optimizer.defaults["fused"] and optimizer._step_supports_amp_scaling
+    assert type(optimizer).__name__.lower() == optimizer_type
+    del exp.optimizer
+    exp.device_policy = build_policy("cpu")
+    assert not exp.get_optimizer(8).defaults["fused"]
+
+
 def test_optimizer_lr_without_warmup():
     exp = get_exp(None, "yolox-nano")
     exp.warmup_epochs = 0

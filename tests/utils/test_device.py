@@ -622,6 +622,18 @@ def test_fused_bn_act_for_cpu_training_in_channels_last_only(no_cuda, monkeypatc
     assert len(warnings_seen) == 2 and all("BatchNorm+SiLU" in w for w in warnings_seen)
 
 
+def test_fused_optimizer_on_cuda_only_unless_set(no_cuda, monkeypatch):
+    cuda = build_policy("cuda", tensors_on="cpu", fp16=True)
+    assert cuda.fused_optimizer and "GradScaler" in cuda.reasons["fused_optimizer"]
+    assert not build_policy("mps", tensors_on="cpu", amp_probe=failing_probe).fused_optimizer
+    assert not build_policy("cpu").fused_optimizer
+    assert build_policy("cpu", fused_optimizer=True).fused_optimizer
+    assert not build_policy("cuda", tensors_on="cpu", fused_optimizer=False).fused_optimizer
+    monkeypatch.setattr(torch, "__version__", "2.2.1")
+    old = build_policy("cuda", tensors_on="cpu")
+    assert not old.fused_optimizer and "2.3" in old.reasons["fused_optimizer"]
+
+
 @pytest.mark.parametrize("kind", ["cpu", "mps"])
 def test_place_model_puts_weights_in_the_policy_layout(no_cuda, kind):
     policy = build_policy(kind, tensors_on="cpu", amp_probe=failing_probe)

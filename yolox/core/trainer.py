@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.profiler import record_function
 
 from yolox.data.data_prefetcher import DataPrefetcher
 from yolox.utils.allreduce_norm import all_reduce_norm
@@ -179,22 +180,26 @@ class Trainer:
         return self.batch_size // self.world_size
 
     def train_one_iter(self) -> None:
+        # the named ranges show up in torch.profiler traces (tools/benchmark.py --profile)
         iter_start = time.time()
-        inps, targets = self.prefetcher.next()
-        inps = inps.to(self.data_type)
-        targets = targets.to(self.data_type)
-        targets.requires_grad = False
-        inps, targets = self.exp.preprocess(inps, targets, self.input_size)
-        if self.policy.channels_last:
-            inps = inps.contiguous(memory_format=torch.channels_last)
+        with record_function("trainer.data"):
+            inps, targets = self.prefetcher.next()
+            inps = inps.to(self.data_type)
+            targets = targets.to(self.data_type)
+            targets.requires_grad = False
+            inps, targets = self.exp.preprocess(inps, targets, self.input_size)
+            if self.policy.channels_last:
+                inps = inps.contiguous(memory_format=torch.channels_last)
         data_end = time.time()
 
-        outputs = self._forward_backward(inps, targets)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-
+        with record_function("trainer.forward_backward"):
+            outputs = self._forward_backward(inps, targets)
+        with record_function("trainer.optimizer"):
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if self.use_model_ema:
-            self.ema_model.update(self.model)
+            with record_function("trainer.ema"):
+                self.ema_model.update(self.model)
         lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
         for param_group in self.optimizer.param_groups:
             param_group["lr"] = lr

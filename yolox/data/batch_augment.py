@@ -212,7 +212,10 @@ class BatchAugment:
         boxes = torch.where(fallback[:, None, None], original_boxes, boxes)
         keep = torch.where(fallback[:, None], has_area, keep)
         rows = torch.cat((classes[..., None], boxes), -1)
-        return pictures, compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1]))
+        # box_count bounds each image's kept boxes and is known on the host: the label assignment then sees
+        # only the rows some image can fill, without a device read-back (crater exps pad to 1,000 rows)
+        most_boxes = max(int(params.box_count.max()), 1) if params.box_count.numel() else 1
+        return pictures, compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1], most_boxes))
 
     def dihedral(self, pictures: torch.Tensor, targets: torch.Tensor, params: BatchParams):
         """The crater exps' vertical flip and quarter turn (transpose), after the train transform."""

@@ -274,11 +274,17 @@ class Exp(BaseExp):
         if "optimizer" not in self.__dict__:
             lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
             bn_weights, weights, biases = split_param_groups(self.model)
-            optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True)
+            optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True,
+                                        **self.optimizer_options())
             optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
             optimizer.add_param_group({"params": biases})
             self.optimizer = optimizer
         return self.optimizer
+
+    def optimizer_options(self) -> dict:
+        """What the device policy adds to the optimizer's arguments: fused kernels where it chose them."""
+        policy = self.device_policy
+        return {"fused": True} if policy is not None and policy.fused_optimizer else {}
 
     def get_lr_scheduler(self, lr: float, iters_per_epoch: int, **kwargs):
         from yolox.utils.lr_scheduler import LRScheduler

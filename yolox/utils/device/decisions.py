@@ -222,6 +222,21 @@ def _decide_fused_bn_act(out: _Decisions, kind: str, fused_bn_act: Optional[bool
                                       "per training step; built with torch's C++ extension loader on first use")
 
 
+def _decide_fused_optimizer(out: _Decisions, kind: str, fused_optimizer: Optional[bool]) -> None:
+    if fused_optimizer is not None:
+        out.set("fused_optimizer", bool(fused_optimizer), "set explicitly")
+    elif kind == "cuda" and _torch_version() < (2, 3):
+        out.set("fused_optimizer", False, f"fused SGD needs torch 2.3+ (this is {torch.__version__})")
+    elif kind == "cuda":
+        out.set("fused_optimizer", True, "fused SGD/AdamW take the GradScaler's inf check on the GPU, so the step "
+                                         "does not wait for the device to read it back (the foreach path does)")
+    elif kind == "mps":
+        out.set("fused_optimizer", False, "not measured on a Mac: the foreach optimizer is the tested path")
+    else:
+        out.set("fused_optimizer", False, "no GradScaler on the CPU, so no device wait to save; foreach is the "
+                                          "tested path")
+
+
 def _decide_cache(out: _Decisions, kind: str, every: Optional[int]) -> None:
     if every is not None:
         out.set("cache_release_every", max(0, int(every)), "set explicitly (0 = never)")
@@ -253,7 +268,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
                  world_size: int = 1, tensors_on: Optional[str] = None, memory: Optional[MemoryBackend] = None,
                  cache_release_every: Optional[int] = None, compile: bool = False,
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
-                 fused_bn_act: Optional[bool] = None,
+                 fused_bn_act: Optional[bool] = None, fused_optimizer: Optional[bool] = None,
                  num_workers: Optional[int] = None, amp_probe: Optional[ProbeFn] = None,
                  deterministic: bool = False, log: bool = False) -> DevicePolicy:
     """Decide everything device-specific for one process.
@@ -272,6 +287,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     _decide_distributed(out, kind)
     _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark, deterministic)
     _decide_fused_bn_act(out, kind, fused_bn_act)
+    _decide_fused_optimizer(out, kind, fused_optimizer)
     _decide_cache(out, kind, cache_release_every)
     _decide_fallback(out, kind)
     backend = memory if memory is not None else memory_backend_for(device)

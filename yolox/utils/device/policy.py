@@ -16,7 +16,8 @@ from yolox.utils.device.selection import KINDS, DeviceUnavailableError
 DECISIONS = (
     "device", "amp_dtype", "grad_scaler", "pin_memory", "non_blocking", "num_workers", "worker_floor",
     "prefetch_stream", "batch_augment",
-    "dist_backend", "cudnn_benchmark", "compile_allowed", "channels_last", "fused_bn_act", "cache_release_every",
+    "dist_backend", "cudnn_benchmark", "compile_allowed", "channels_last", "fused_bn_act", "fused_optimizer",
+    "cache_release_every",
     "downcast_float64", "mps_fallback", "memory",
 )
 
@@ -44,6 +45,7 @@ class DevicePolicy:
     worker_floor: int = 0
     batch_augment: bool = False
     fused_bn_act: bool = False
+    fused_optimizer: bool = False
     warnings: Tuple[str, ...] = ()
     memory: MemoryBackend = field(default_factory=MemoryBackend, repr=False, compare=False)
 
@@ -136,6 +138,12 @@ class DevicePolicy:
         if world_size > 1 and self.dist_backend is None:
             raise DeviceUnavailableError(
                 f"{world_size} training processes requested on {self.kind}: {self.reasons['dist_backend']}")
+
+    def profiler_activities(self) -> list:
+        """torch.profiler activities for this device: the host always, CUDA kernels where tensors are on CUDA."""
+        from torch.profiler import ProfilerActivity
+
+        return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
 
     # ---- memory ----------------------------------------------------------------------------------------
     def synchronize(self) -> None:
