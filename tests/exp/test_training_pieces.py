@@ -45,6 +45,31 @@ def test_optimizer_is_fused_when_the_device_policy_says(exp_file, optimizer_type
     assert not exp.get_optimizer(8).defaults["fused"]
 
 
+@pytest.mark.parametrize("exp_file,optimizer_type", [(None, "sgd"), ("exps/crater/yolox_nano_crater.py", "adamw")])
+def test_fused_optimizer_survives_a_skipped_first_step_and_matches_the_foreach_one(exp_file, optimizer_type):
+    from yolox.utils.device import build_policy
+
+    def train(fused: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        exp = get_exp(exp_file, "yolox-nano")
+        exp.optimizer_type, exp.warmup_epochs = optimizer_type, 0
+        exp.model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+        exp.device_policy = build_policy("cpu", fused_optimizer=fused)
+        optimizer = exp.get_optimizer(8)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+        for step in range(4):
+            optimizer.zero_grad()
+            loss = exp.model(torch.ones(2, 3, 5, 5)).square().sum() * (1e36 if step == 0 else 1.0)
+            scaler.scale(loss).backward()  # the first step overflows: the scaler skips it
+            scaler.step(optimizer)
+            scaler.update()
+        return torch.cat([param.detach().flatten() for param in exp.model.parameters()])
+
+    fused = train(True)
+    assert torch.isfinite(fused).all()
+    torch.testing.assert_close(fused, train(False))
+
+
 def test_optimizer_lr_without_warmup():
     exp = get_exp(None, "yolox-nano")
     exp.warmup_epochs = 0

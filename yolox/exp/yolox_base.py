@@ -278,6 +278,8 @@ class Exp(BaseExp):
                                         **self.optimizer_options())
             optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
             optimizer.add_param_group({"params": biases})
+            if optimizer.defaults.get("fused"):
+                start_momentum_at_zero(optimizer)
             self.optimizer = optimizer
         return self.optimizer
 
@@ -355,6 +357,15 @@ class Exp(BaseExp):
 def exp_name_of(path: str) -> str:
     """Experiment name of an exp file: its real file name up to the first '.'."""
     return os.path.basename(os.path.realpath(path)).split(".")[0]
+
+
+def start_momentum_at_zero(optimizer: torch.optim.Optimizer) -> None:
+    """Zero SGD momentum buffers before the first step, which then sets each buffer to its gradient as SGD's
+    own first step does. Fused SGD needs it: a first step the GradScaler skips (inf gradients) leaves its
+    buffers unset and the next step writes NaN weights (seen with torch 2.11 on CUDA and 2.14 on the CPU)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param)
 
 
 def split_param_groups(model: nn.Module) -> Tuple[list, list, list]:
