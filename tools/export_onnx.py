@@ -46,15 +46,16 @@ def require_module(name: str, why: str) -> None:
 def export(exp, args) -> str:
     """Trace the model with a [batch, 3, test_h, test_w] input and write args.output_name."""
     from yolox.models.network_blocks import SiLU
-    from yolox.utils.checkpoint import load_model_weights
+    from yolox.utils.checkpoint import align_exp_with_checkpoint, load_model_weights
     from yolox.utils.model_utils import replace_module
 
     if args.device != "cpu":
         raise SystemExit(f"--device {args.device}: ONNX export traces on the CPU; use --device cpu")
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
-    model = exp.get_model()
     ckpt_file = args.ckpt or os.path.join(exp.output_dir, args.experiment_name, "best_ckpt.pth")
+    align_exp_with_checkpoint(exp, ckpt_file, trust_pickle=args.trust_ckpt)
+    model = exp.get_model()
     model.eval()
     load_model_weights(model, ckpt_file, strict=True, trust_pickle=args.trust_ckpt)
     logger.info(f"loaded checkpoint {ckpt_file}")

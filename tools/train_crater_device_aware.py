@@ -252,6 +252,19 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
     return decision.batch_size * world_size, decision
 
 
+def apply_scratch_model(exp, overridden: set) -> Dict[str, str]:
+    """The model choices of a from-scratch run, made before anything builds the model; {field: reason}."""
+    from yolox.exp.scratch_plan import scratch_p2_head
+
+    if "p2_head" in overridden:
+        return {}
+    choice = scratch_p2_head(bool(exp.p2_head))
+    if choice.value != exp.p2_head:
+        exp.p2_head = choice.value
+        exp.__dict__.pop("model", None)
+    return {"p2_head": choice.reason}
+
+
 def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) -> Dict[str, str]:
     """Epochs, no-mosaic epochs, warmup and optimizer for a from-scratch run; {field: reason} of what it set.
 
@@ -282,10 +295,10 @@ def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: set) 
     return reasons
 
 
-RECIPE_FIELDS = ("max_epoch", "warmup_epochs", "no_aug_epochs", "no_aug_scale", "l1_in_no_aug", "optimizer_type",
-                 "basic_lr_per_img", "weight_decay", "momentum", "ema_decay", "ema_ramp_updates", "mosaic_prob",
-                 "mosaic_scale", "mixup_prob", "enable_mixup", "multiscale_range", "random_size", "center_radius",
-                 "input_size", "seed")
+RECIPE_FIELDS = ("p2_head", "max_epoch", "warmup_epochs", "no_aug_epochs", "no_aug_scale", "l1_in_no_aug",
+                 "optimizer_type", "basic_lr_per_img", "weight_decay", "momentum", "ema_decay", "ema_ramp_updates",
+                 "mosaic_prob", "mosaic_scale", "mixup_prob", "enable_mixup", "multiscale_range", "random_size",
+                 "center_radius", "input_size", "seed")
 
 
 def recipe_lines(exp, overridden: set, reasons: Dict[str, str]) -> List[str]:
@@ -470,10 +483,12 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
         policy.seed_everything(int(exp.seed))     # before the model is built: the same initial weights
     exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
     label_stats = train_label_stats(exp)
-    batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
-    args.batch_size = batch
     overridden = opts_keys(args.opts)
     reasons = {"model": args.exp_reason}
+    if is_scratch(args):
+        reasons.update(apply_scratch_model(exp, overridden))
+    batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
+    args.batch_size = batch
     if is_scratch(args):
         reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
     recipe = [f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"]

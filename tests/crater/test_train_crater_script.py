@@ -68,6 +68,8 @@ def test_simulated_mps_run_logs_its_decisions_and_the_measured_batch(tmp_path, m
     assert "crater plan: batch: 2  (batch 2: largest multiple of 8 (or power of 2 below it)" in log
     # from scratch in a short schedule: AdamW at 0.0025 x sqrt(2 / 16)
     assert "learning rate: 8.839e-04" in log and "optimizer_type: 'adamw'" in log
+    # and the stride-4 level, decided before the batch measurement built the model
+    assert "p2_head: True  (from scratch: the stride-4 level" in log
     assert "img/s" in log
     assert 0.0 <= figures["AP50"] <= 1.0
     for plot in figures["plots"]:
@@ -215,3 +217,17 @@ def test_scratch_plan_picks_adamw_and_its_lr_unless_the_command_line_sets_them()
     exp = get_exp(str(REPO / "exps" / "crater" / "yolox_s_crater.py"))
     reasons = script.apply_scratch_schedule(exp, batch=16, train_images=777, overridden={"optimizer_type"})
     assert exp.optimizer_type == "sgd" and "optimizer_type" not in reasons
+
+
+def test_scratch_model_gets_the_stride_4_level_unless_the_command_line_says_otherwise():
+    script = load_script()
+    from yolox.exp import get_exp
+
+    exp = get_exp(str(REPO / "exps" / "crater" / "yolox_s_crater.py"))
+    with torch.device("meta"):
+        exp.get_model()
+    reasons = script.apply_scratch_model(exp, overridden=set())
+    assert exp.p2_head and "0.712" in reasons["p2_head"] and "model" not in exp.__dict__
+
+    exp = get_exp(str(REPO / "exps" / "crater" / "yolox_s_crater.py"))
+    assert script.apply_scratch_model(exp, overridden={"p2_head"}) == {} and not exp.p2_head

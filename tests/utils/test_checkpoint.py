@@ -10,6 +10,7 @@ from torch import nn
 from yolox.models.build import build_yolox, init_yolox
 from yolox.utils.checkpoint import (
     UnsafeCheckpointError,
+    align_exp_with_checkpoint,
     load_checkpoint_file,
     load_ckpt,
     load_model_weights,
@@ -121,6 +122,24 @@ def test_strict_load_reports_mismatch_in_one_line(tmp_path):
     with pytest.raises(RuntimeError) as mismatch:
         load_model_weights(nano(num_classes=80), path)
     assert "\n" not in str(mismatch.value) and "6 shape mismatches" in str(mismatch.value)
+
+
+@pytest.mark.parametrize("trained_with_p2", [True, False])
+def test_exp_takes_the_checkpoints_stride_4_layout_before_building(tmp_path, trained_with_p2):
+    from yolox.exp import get_exp
+
+    nano_exp = os.path.join(os.path.dirname(__file__), "..", "..", "exps", "crater", "yolox_nano_crater.py")
+    trainer_exp = get_exp(nano_exp)
+    trainer_exp.p2_head = trained_with_p2
+    path = tmp_path / "best_ckpt.pth"
+    torch.save({"model": trainer_exp.get_model().state_dict()}, path)
+    exp = get_exp(nano_exp)
+    exp.p2_head = not trained_with_p2
+    exp.get_model()
+    align_exp_with_checkpoint(exp, path)
+    assert exp.p2_head == trained_with_p2
+    loaded = load_model_weights(exp.get_model(), path)
+    assert loaded.backbone.p2 == trained_with_p2
 
 
 def test_strict_load_of_bare_state_dict(tmp_path):

@@ -18,6 +18,7 @@ from yolox.utils.user_errors import UserError
 __all__ = [
     "UnsafeCheckpointError",
     "load_checkpoint_file",
+    "align_exp_with_checkpoint",
     "load_ckpt",
     "load_model_weights",
     "save_checkpoint",
@@ -126,6 +127,22 @@ def _strict_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str
         if keys
     ]
     return "; ".join(problems)
+
+
+# keys that exist only in a model with the stride-4 level (YOLOPAFPN's p2 modules)
+P2_KEY_PREFIX = "backbone.reduce_conv2."
+
+
+def align_exp_with_checkpoint(exp, path: PathLike, trust_pickle: bool = False) -> None:
+    """Set the exp's layout fields (p2_head) to what the checkpoint's keys show, before the model is built, so
+    a model trained with a recipe that turned them on loads with the exp file it was trained from."""
+    state = _model_state(load_checkpoint_file(path, trust_pickle=trust_pickle))
+    has_p2 = any(key.startswith(P2_KEY_PREFIX) for key in state)
+    if bool(getattr(exp, "p2_head", False)) == has_p2:
+        return
+    logger.info(f"{path}: p2_head = {has_p2}, as the checkpoint's layout shows (the exp says {not has_p2})")
+    exp.p2_head = has_p2
+    exp.__dict__.pop("model", None)
 
 
 def load_model_weights(model: nn.Module, path: PathLike, strict: bool = True, trust_pickle: bool = False) -> nn.Module:
