@@ -7,7 +7,6 @@ Each evaluator runs evaluate() + accumulate() with maxDets [1, 10, 1000]; the 12
 precision/recall arrays through the project's summarize() (AP read at maxDets[2]). Prints a table of
 seconds per evaluator and the largest stat difference from pycocotools.
 """
-import argparse
 import contextlib
 import io
 import time

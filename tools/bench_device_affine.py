@@ -8,7 +8,6 @@ scale, shear, translation and a horizontal flip per image (bilinear, pad 114). P
 batch and images per second of each as a table, and the largest pixel difference between the torch path and
 kornia when the torch path is handed kornia's own matrices (how far the two compute the same warp).
 """
-import argparse
 import statistics
 import time
 from typing import Callable

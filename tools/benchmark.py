@@ -21,7 +21,6 @@ import torch
 from tabulate import tabulate
 
 from yolox.exp import get_exp
-from yolox.models.network_blocks import use_fused_bn_act
 from yolox.utils.device import DevicePolicy, build_policy
 from yolox.utils.user_errors import CLIParser, run_cli
 
@@ -119,12 +118,8 @@ def synthetic_batch(batch: int, size: int, gts: int, num_classes: int, device: t
     return images.to(device), targets.to(device)
 
 
-def build_model(exp, policy: DevicePolicy, settings: Settings, train: bool):
-    model = exp.get_model()
-    model = policy.to(model)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    use_fused_bn_act(model, policy.fused_bn_act)
+def build_model(exp, policy: DevicePolicy, train: bool):
+    model = policy.place_model(exp.get_model())
     model.train(train)
     return model
 
@@ -145,12 +140,12 @@ def measure_step(exp, args, settings: Settings, size: int) -> Dict:
     """Forward, loss, backward and optimizer step on a fixed synthetic batch."""
     policy = policy_for(args, settings)
     policy.configure_backends()
-    model = build_model(exp, policy, settings, train=True)
+    model = build_model(exp, policy, train=True)
     exp.device_policy = policy
     optimizer = exp.get_optimizer(args.batch_size)
     scaler = policy.make_grad_scaler()
     images, targets = synthetic_batch(args.batch_size, size, args.gts, exp.num_classes, policy.device)
-    if settings.channels_last:
+    if policy.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     forward = torch.compile(model) if settings.compile else model
 
@@ -174,9 +169,9 @@ def measure_eval(exp, args, settings: Settings, size: int) -> Dict:
 
     policy = policy_for(args, settings)
     policy.configure_backends()
-    model = build_model(exp, policy, settings, train=False)
+    model = build_model(exp, policy, train=False)
     images, _ = synthetic_batch(args.batch_size, size, 1, exp.num_classes, policy.device)
-    if settings.channels_last:
+    if policy.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
@@ -270,13 +265,14 @@ def measure_trainer(exp, args, settings: Settings, size: int) -> Dict:
 
 
 def _device_time_us(event) -> float:
-    """Self device time of a profiler event average (the attribute was renamed from cuda to device)."""
-    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+    """Device time of a kernel or copy event average (torch renamed the attribute from cuda to device)."""
+    return getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0.0)
 
 
 def profile_trainer(trainer, policy: DevicePolicy, first_step: int, iters: int, trace_out: Optional[str]) -> None:
     """Run `iters` more trainer iterations under torch.profiler; print the trainer's ranges, the top device
     kernels and how busy the device was."""
+    from torch.autograd import DeviceType
     from torch.profiler import profile
 
     with profile(activities=policy.profiler_activities()) as prof:
@@ -291,9 +287,11 @@ def profile_trainer(trainer, policy: DevicePolicy, first_step: int, iters: int, 
     ranges = [e for e in events if e.key.startswith("trainer.")]
     print(tabulate([[e.key, e.count, e.cpu_time_total / 1e3 / iters] for e in ranges],
                    headers=["range", "calls", "host ms per iter"], floatfmt=".2f"))
-    busy_us = sum(_device_time_us(e) for e in events if not e.key.startswith("trainer."))
+    # the kernels and copies themselves: host ops and ranges also carry the device time of what they launched
+    on_device = [e for e in events if e.device_type != DeviceType.CPU]
+    busy_us = sum(_device_time_us(e) for e in on_device)
     if busy_us:
-        top = sorted(events, key=_device_time_us, reverse=True)[:25]
+        top = sorted(on_device, key=_device_time_us, reverse=True)[:25]
         print(tabulate([[e.key[:70], e.count // iters, _device_time_us(e) / 1e3 / iters] for e in top],
                        headers=["device op", "calls per iter", "device ms per iter"], floatfmt=".2f"))
     busy = (f", device busy {busy_us / 1e3 / iters:.1f} ms ({100 * busy_us / wall_us:.0f}%, kernels on all streams "

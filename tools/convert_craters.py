@@ -6,7 +6,6 @@
 writes DST/annotations/instances_<split>2017.json and DST/<split>2017/ (images symlinked, or
 copied with --copy), the layout every COCO exp reads.
 """
-import argparse
 import json
 import os
 import shutil

@@ -236,7 +236,7 @@ def imageflow_demo(predictor: Predictor, vis_folder: str, current_time: time.str
 
 
 def main(exp, args):
-    from yolox.utils.checkpoint import align_exp_with_checkpoint, load_model_weights
+    from yolox.utils.checkpoint import load_exp_model
     from yolox.utils.device import build_policy
     from yolox.utils.model_utils import fuse_model, get_model_info
 
@@ -254,17 +254,16 @@ def main(exp, args):
     if args.tsize is not None:
         exp.test_size = (args.tsize, args.tsize)
 
-    ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
-    if not args.trt:
-        align_exp_with_checkpoint(exp, ckpt_file, trust_pickle=args.trust_ckpt)
-    model = exp.get_model()
+    if args.trt:
+        model = exp.get_model()
+    else:
+        ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
+        logger.info(f"loading checkpoint {ckpt_file}")
+        model = load_exp_model(exp, ckpt_file, trust_pickle=args.trust_ckpt)
+        logger.info("loaded checkpoint done.")
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
     model = policy.to(model)
     model.eval()
-    if not args.trt:
-        logger.info(f"loading checkpoint {ckpt_file}")
-        load_model_weights(model, ckpt_file, strict=True, trust_pickle=args.trust_ckpt)
-        logger.info("loaded checkpoint done.")
     if args.fuse:
         logger.info("\tFusing model...")
         model = fuse_model(model)

@@ -76,7 +76,7 @@ def load_trt_decoder(model, file_name: str, args, policy, is_distributed: bool):
 def main(exp, args, num_devices: int) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from yolox.utils.checkpoint import align_exp_with_checkpoint, load_model_weights
+    from yolox.utils.checkpoint import load_exp_model
     from yolox.utils.device import build_policy
     from yolox.utils.dist import get_local_rank, get_rank, get_world_size
     from yolox.utils.logger import setup_logger
@@ -101,10 +101,13 @@ def main(exp, args, num_devices: int) -> None:
         logger.info(f"device policy: {line}")
     apply_overrides(exp, args)
 
-    ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
-    if not args.speed and not args.trt:
-        align_exp_with_checkpoint(exp, ckpt_file, trust_pickle=args.trust_ckpt)
-    model = exp.get_model()
+    if args.speed or args.trt:
+        model = exp.get_model()
+    else:
+        ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
+        logger.info(f"loading checkpoint from {ckpt_file}")
+        model = load_exp_model(exp, ckpt_file, trust_pickle=args.trust_ckpt)
+        logger.info("loaded checkpoint done.")
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
     evaluator = exp.get_evaluator(args.batch_size, is_distributed, args.test, args.legacy)
     evaluator.per_class_AP = True
@@ -112,10 +115,6 @@ def main(exp, args, num_devices: int) -> None:
     # the layout training evaluated in, so best_ckpt.pth gives the figure it logged
     model = policy.place_model(model)
     model.eval()
-    if not args.speed and not args.trt:
-        logger.info(f"loading checkpoint from {ckpt_file}")
-        load_model_weights(model, ckpt_file, strict=True, trust_pickle=args.trust_ckpt)
-        logger.info("loaded checkpoint done.")
     if is_distributed:
         model = DDP(model, device_ids=[policy.device.index] if policy.device.type == "cuda" else None)
     if args.fuse:

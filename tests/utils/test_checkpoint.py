@@ -10,9 +10,9 @@ from torch import nn
 from yolox.models.build import build_yolox, init_yolox
 from yolox.utils.checkpoint import (
     UnsafeCheckpointError,
-    align_exp_with_checkpoint,
     load_checkpoint_file,
     load_ckpt,
+    load_exp_model,
     load_model_weights,
     save_checkpoint,
 )
@@ -136,10 +136,11 @@ def test_exp_takes_the_checkpoints_stride_4_layout_before_building(tmp_path, tra
     exp = get_exp(nano_exp)
     exp.p2_head = not trained_with_p2
     exp.get_model()
-    align_exp_with_checkpoint(exp, path)
+    loaded = load_exp_model(exp, path)
     assert exp.p2_head == trained_with_p2
-    loaded = load_model_weights(exp.get_model(), path)
     assert loaded.backbone.p2 == trained_with_p2
+    for key, value in trainer_exp.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_strict_load_of_bare_state_dict(tmp_path):

@@ -74,13 +74,11 @@ def catalogue_image(path: str, detector: Callable[[np.ndarray], List[np.ndarray]
 def build_detector(exp, ckpt: str, device: str = "auto", conf: float = DEFAULT_CONF, nms: Optional[float] = None,
                    fp16: bool = False, trust_ckpt: bool = False) -> TileDetector:
     """The exp's model with the checkpoint's weights (strict), on the device the device layer picks."""
-    from yolox.utils.checkpoint import align_exp_with_checkpoint, load_model_weights
+    from yolox.utils.checkpoint import load_exp_model
     from yolox.utils.device import build_policy
 
     policy = build_policy(device, fp16=fp16)
-    align_exp_with_checkpoint(exp, ckpt, trust_pickle=trust_ckpt)
-    model = exp.get_model()
-    load_model_weights(model, ckpt, strict=True, trust_pickle=trust_ckpt)
+    model = load_exp_model(exp, ckpt, trust_pickle=trust_ckpt)
     logger.info(f"model {exp.exp_name} from {ckpt} on {policy.device}")
     return TileDetector(model, policy, exp.num_classes, conf, exp.nmsthre if nms is None else nms, fp16=fp16)
 

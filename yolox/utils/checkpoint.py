@@ -18,8 +18,8 @@ from yolox.utils.user_errors import UserError
 __all__ = [
     "UnsafeCheckpointError",
     "load_checkpoint_file",
-    "align_exp_with_checkpoint",
     "load_ckpt",
+    "load_exp_model",
     "load_model_weights",
     "save_checkpoint",
 ]
@@ -133,10 +133,8 @@ def _strict_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str
 P2_KEY_PREFIX = "backbone.reduce_conv2."
 
 
-def align_exp_with_checkpoint(exp, path: PathLike, trust_pickle: bool = False) -> None:
-    """Set the exp's layout fields (p2_head) to what the checkpoint's keys show, before the model is built, so
-    a model trained with a recipe that turned them on loads with the exp file it was trained from."""
-    state = _model_state(load_checkpoint_file(path, trust_pickle=trust_pickle))
+def _fit_exp_layout(exp, state: Mapping[str, torch.Tensor], path: PathLike) -> None:
+    """Set the exp's layout fields (p2_head) to what the checkpoint's keys show, before the model is built."""
     has_p2 = any(key.startswith(P2_KEY_PREFIX) for key in state)
     if bool(getattr(exp, "p2_head", False)) == has_p2:
         return
@@ -145,9 +143,20 @@ def align_exp_with_checkpoint(exp, path: PathLike, trust_pickle: bool = False) -
     exp.__dict__.pop("model", None)
 
 
+def load_exp_model(exp, path: PathLike, trust_pickle: bool = False) -> nn.Module:
+    """The exp's model in the checkpoint's layout with its weights (strict), the file read once: a model trained
+    with a recipe that turned the stride-4 level on loads with the exp file it was trained from."""
+    state = _model_state(load_checkpoint_file(path, trust_pickle=trust_pickle))
+    _fit_exp_layout(exp, state, path)
+    return _load_state(exp.get_model(), state, path, strict=True)
+
+
 def load_model_weights(model: nn.Module, path: PathLike, strict: bool = True, trust_pickle: bool = False) -> nn.Module:
     """Eval/demo load of ckpt["model"] (or a bare state_dict); strict by default."""
-    state = _model_state(load_checkpoint_file(path, trust_pickle=trust_pickle))
+    return _load_state(model, _model_state(load_checkpoint_file(path, trust_pickle=trust_pickle)), path, strict)
+
+
+def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: PathLike, strict: bool) -> nn.Module:
     if strict:
         problems = _strict_mismatch(model, state)
         if problems:
