@@ -68,3 +68,18 @@ def test_unwrap_parallel():
     wrapped = nn.DataParallel(model)
     assert is_parallel(wrapped) and not is_parallel(model)
     assert unwrap_model(wrapped) is model
+
+
+def test_update_follows_the_model_after_its_tensors_are_swapped():
+    # the EMA keeps its pairs of tensors between steps; a move that swaps .data (channels_last, a device move)
+    # or a load_state_dict must not leave it averaging stale copies
+    model = small_model()
+    ema = ModelEMA(model, 0.5, ramp_updates=1e-9)
+    ema.update(model)
+    model = model.to(memory_format=torch.channels_last)
+    model.load_state_dict({k: v + 3.0 if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    expected = {k: (e + m) / 2 for (k, e), m in zip(ema.ema.state_dict().items(), model.state_dict().values())
+                if e.is_floating_point()}
+    ema.update(model)
+    for name, value in expected.items():
+        torch.testing.assert_close(ema.ema.state_dict()[name], value)

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.data.synth import random_coco_set
 from yolox.data import COCODataset, DataLoader, InfiniteSampler, YoloBatchSampler
@@ -96,3 +97,45 @@ def test_targets_keep_only_rows_some_image_can_fill(reader):
         assert targets.shape[1] >= int(kept.max())
         torch.testing.assert_close(targets, reference[:, : targets.shape[1]])
         assert reference[:, targets.shape[1]:].eq(0).all()
+
+
+class HostToDeviceCopies(TorchDispatchMode):
+    """Records ops that read a host tensor (beyond a 0-d scalar) and return a tensor on the meta device."""
+
+    def __init__(self):
+        super().__init__()
+        self.copies = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        from_host = any(isinstance(a, torch.Tensor) and a.device.type == "cpu" and a.dim() > 0 for a in args)
+        if from_host and isinstance(out, torch.Tensor) and out.device.type == "meta":
+            self.copies.append(str(func))
+        return out
+
+
+def test_the_batch_parameters_reach_the_device_in_one_upload(reader):
+    # each small copy from pageable host memory makes the host wait for the CUDA stream; the meta device
+    # stands in for the GPU here (shapes only), so any host tensor moved on its own shows up as a copy
+    augment = BatchAugment(BatchAugmentConfig(max_labels=30, vflip_prob=0.5, transpose_prob=0.5))
+    images, labels, meta = batch_of(reader)[:3]
+    on_meta = images.to("meta"), labels.to("meta")
+    uploads = []
+
+    def upload(tensor):
+        uploads.append(tensor.shape)
+        return tensor.to("meta")
+
+    with HostToDeviceCopies() as recorder:
+        pictures, targets = augment(*on_meta, meta, upload=upload)
+    assert len(uploads) == 1 and uploads[0][0] == 8
+    assert recorder.copies == ["aten._to_copy.default"]
+    assert pictures.shape == (8, 3, *INPUT_HW) and pictures.device.type == "meta" and targets.device.type == "meta"
+
+
+def test_uploaded_parameters_give_the_same_batch(reader):
+    augment = BatchAugment(BatchAugmentConfig(max_labels=30, vflip_prob=0.5, transpose_prob=0.5))
+    batch = batch_of(reader, seed0=16)[:3]
+    plain = augment(*batch)
+    through_policy = augment(*batch, upload=build_policy("cpu").upload)
+    assert torch.equal(plain[0], through_policy[0]) and torch.equal(plain[1], through_policy[1])

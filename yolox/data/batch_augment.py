@@ -12,7 +12,7 @@ Random parameters are drawn on the CPU from a generator seeded by the batch's sa
 seeded run gives the same batch on every device and worker count.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -100,12 +100,39 @@ class BatchParams:
         self.box_count = torch.where(self.mosaic, tile_boxes + torch.where(self.mixup, counts[self.mixup_source], 0),
                                      counts)
 
-    def moved(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        """Parameter `name` on `like`'s device (float parameters in `like`'s dtype: MPS has no float64)."""
-        value = getattr(self, name)
-        if value.is_floating_point():
-            value = value.to(like.dtype)
-        return value.to(like.device)
+    def on_device(self, meta: torch.Tensor, upload: "Upload") -> "DeviceParams":
+        """The parameters the device needs, plus the meta's box counts and tile sizes, in one host-to-device copy.
+
+        One float32 block moves at once (exact: every value is an integer below 2**24 or a float32 draw), since
+        each separate small copy from pageable memory would make the host wait for the stream to drain.
+        """
+        values = {name: getattr(self, name) for name in DEVICE_FIELDS}
+        values["counts"], values["tile_hw"] = meta[:, BOXES], torch.stack((meta[:, HEIGHT], meta[:, WIDTH]), 1)
+        batch = meta.shape[0]
+        blocks = [value.reshape(batch, -1).to(torch.float32) for value in values.values()]
+        columns = upload(torch.cat(blocks, 1)).split([block.shape[1] for block in blocks], 1)
+        return DeviceParams({name: _restore(column, value) for (name, value), column in zip(values.items(), columns)})
+
+
+Upload = Callable[[torch.Tensor], torch.Tensor]
+# BatchParams fields the device-side ops read (box_count and the mosaic tile draws stay host-side)
+DEVICE_FIELDS = ("mosaic", "yc", "xc", "tiles", "angle", "scale", "shear_x", "shear_y", "shift_x", "shift_y", "mixup",
+                 "jit", "mixup_flip", "mixup_source", "offset_y", "offset_x", "hsv", "hsv_gains", "flip", "vflip",
+                 "transpose")
+
+
+def _restore(column: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A packed float32 column back in `like`'s shape and kind (bool, integer or float32: MPS has no float64)."""
+    column = column.reshape(like.shape)
+    if like.dtype == torch.bool:
+        return column > 0.5
+    return column if like.is_floating_point() else column.long()
+
+
+class DeviceParams(dict):
+    """Name -> tensor on the batch's device; attribute access reads like BatchParams."""
+
+    __getattr__ = dict.__getitem__
 
 
 def batch_seed(meta: torch.Tensor) -> int:
@@ -138,13 +165,18 @@ class BatchAugment:
     def __repr__(self) -> str:
         return f"BatchAugment({self.config})"
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, meta: torch.Tensor):
-        params = BatchParams(meta.cpu(), images.shape[1:3], self.config)
-        boxes, classes, valid, pictures = self.mosaic_and_mixup(images, labels, meta.cpu(), params)
-        pictures, targets = self.train_transform(pictures, boxes, classes, valid, params)
-        return self.dihedral(pictures, targets, params)
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, meta: torch.Tensor,
+                 upload: Optional[Upload] = None):
+        """`upload` moves a small host tensor to the images' device (default: a plain copy); the prefetcher
+        passes the device policy's, which pins it first so that the copy does not wait on the device."""
+        meta = meta.cpu()
+        params = BatchParams(meta, images.shape[1:3], self.config)
+        on_device = params.on_device(meta, upload or (lambda tensor: tensor.to(images.device)))
+        boxes, classes, valid, pictures = self.mosaic_and_mixup(images, labels, on_device)
+        pictures, targets = self.train_transform(pictures, boxes, classes, valid, on_device, params.box_count)
+        return self.dihedral(pictures, targets, on_device)
 
-    def mosaic_and_mixup(self, images: torch.Tensor, labels: torch.Tensor, meta: torch.Tensor, params: BatchParams):
+    def mosaic_and_mixup(self, images: torch.Tensor, labels: torch.Tensor, params: DeviceParams):
         """Images after mosaic/affine/mixup (or the plain tile) and their xyxy boxes before the size filter.
 
         Returns boxes [B, 5L, 4], classes [B, 5L], valid [B, 5L] (slots: four tiles, then the mixup image)
@@ -152,25 +184,20 @@ class BatchAugment:
         """
         height, width = images.shape[1:3]
         batch, rows = labels.shape[:2]
-        real = torch.ones((), dtype=torch.float32, device=images.device)
-        move = lambda name: params.moved(name, real)  # noqa: E731 - a short local alias reads best here
-        counts = meta[:, BOXES].to(images.device)
+        counts, tiles, mosaic = params.counts, params.tiles, params.mosaic
+        real = params.xc  # any float parameter: the dtype the geometry is computed in
         row_index = torch.arange(rows, device=images.device)
-        tiles = move("tiles")
-        tile_hw = torch.stack((meta[:, HEIGHT], meta[:, WIDTH]), 1).to(real.dtype).to(images.device)[tiles]
-        pad_x, pad_y = mosaic_offsets(tile_hw, move("xc"), move("yc"))
-        matrices = affine_matrices(move("angle"), move("scale"), move("shear_x"), move("shear_y"),
-                                   move("shift_x"), move("shift_y"))
-        mosaic = move("mosaic")
+        pad_x, pad_y = mosaic_offsets(params.tile_hw[tiles], params.xc, params.yc)
+        matrices = affine_matrices(params.angle, params.scale, params.shear_x, params.shear_y,
+                                   params.shift_x, params.shift_y)
 
-        warped = mosaic_affine_images(images, tiles, pad_x, pad_y, move("xc"), move("yc"), matrices)
+        warped = mosaic_affine_images(images, tiles, pad_x, pad_y, params.xc, params.yc, matrices)
         tile_boxes = affine_boxes(mosaic_boxes(labels.to(real.dtype), tiles, pad_x, pad_y, (2 * height, 2 * width)),
                                   matrices, (height, width))
         tile_valid = (row_index < counts[tiles][..., None]).flatten(1)
 
-        mixup, source = move("mixup"), move("mixup_source")
-        jit, mixup_flip = move("jit"), move("mixup_flip")
-        offset_x, offset_y = move("offset_x"), move("offset_y")
+        mixup, source = params.mixup, params.mixup_source
+        jit, mixup_flip, offset_x, offset_y = params.jit, params.mixup_flip, params.offset_x, params.offset_y
         second = mixup_images(images[source], jit, mixup_flip, offset_x, offset_y)
         blended = torch.where(mixup[:, None, None, None], torch.floor((warped + second) / 2), warped)
         mix_boxes = mixup_box_batch(labels[source][..., :4].to(real.dtype), jit, mixup_flip, offset_x, offset_y,
@@ -189,16 +216,18 @@ class BatchAugment:
         return boxes, classes.to(real.dtype), valid, pictures
 
     def train_transform(self, pictures: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor,
-                        valid: torch.Tensor, params: BatchParams):
-        """TrainTransform on the batch: HSV, flip, min(w, h) > 1 filter, fallback, (class, cx, cy, w, h) rows."""
+                        valid: torch.Tensor, params: DeviceParams, box_count: torch.Tensor):
+        """TrainTransform on the batch: HSV, flip, min(w, h) > 1 filter, fallback, (class, cx, cy, w, h) rows.
+
+        box_count (host) bounds each image's kept boxes.
+        """
         width = pictures.shape[-1]
-        move = lambda name: params.moved(name, pictures)  # noqa: E731
         has_boxes = valid.any(1)
         original, original_boxes = pictures, boxes
         if self.config.hsv_prob > 0:
-            jitter = (move("hsv") & has_boxes)[:, None, None, None]
-            pictures = torch.where(jitter, jitter_hsv(pictures, move("hsv_gains")), pictures)
-        flip = move("flip") & has_boxes
+            jitter = (params.hsv & has_boxes)[:, None, None, None]
+            pictures = torch.where(jitter, jitter_hsv(pictures, params.hsv_gains), pictures)
+        flip = params.flip & has_boxes
         pictures = torch.where(flip[:, None, None, None], pictures.flip(-1), pictures)
         mirrored = torch.stack((width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]), -1)
         boxes = xyxy_to_cxcywh_rows(torch.where(flip[:, None, None], mirrored, boxes))
@@ -212,26 +241,26 @@ class BatchAugment:
         boxes = torch.where(fallback[:, None, None], original_boxes, boxes)
         keep = torch.where(fallback[:, None], has_area, keep)
         rows = torch.cat((classes[..., None], boxes), -1)
-        # box_count bounds each image's kept boxes and is known on the host: the label assignment then sees
-        # only the rows some image can fill, without a device read-back (crater exps pad to 1,000 rows)
-        most_boxes = max(int(params.box_count.max()), 1) if params.box_count.numel() else 1
+        # the label assignment then sees only the rows some image can fill, without a device read-back (crater
+        # exps pad to 1,000 rows)
+        most_boxes = max(int(box_count.max()), 1) if box_count.numel() else 1
         return pictures, compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1], most_boxes))
 
-    def dihedral(self, pictures: torch.Tensor, targets: torch.Tensor, params: BatchParams):
+    def dihedral(self, pictures: torch.Tensor, targets: torch.Tensor, params: DeviceParams):
         """The crater exps' vertical flip and quarter turn (transpose), after the train transform."""
         if self.config.vflip_prob <= 0 and self.config.transpose_prob <= 0:
             return pictures, targets
         height = pictures.shape[-2]
-        vflip = params.moved("vflip", pictures)
+        vflip = params.vflip
         pictures = torch.where(vflip[:, None, None, None], pictures.flip(-2), pictures)
         real = targets[..., 3] > 0
         flipped_y = torch.where(real, height - targets[..., 2], targets[..., 2])
         targets = torch.where(vflip[:, None, None], torch.cat((targets[..., :2], flipped_y[..., None],
                                                                targets[..., 3:]), -1), targets)
-        turn = params.moved("transpose", pictures)
+        turn = params.transpose
         if pictures.shape[-1] == height:
             pictures = torch.where(turn[:, None, None, None], pictures.transpose(-1, -2), pictures)
-            swapped = targets[..., [0, 2, 1, 4, 3]]
+            swapped = torch.stack([targets[..., column] for column in (0, 2, 1, 4, 3)], -1)
             targets = torch.where(turn[:, None, None], swapped, targets)
         return pictures.contiguous(), targets
 

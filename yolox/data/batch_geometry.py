@@ -97,9 +97,9 @@ def mosaic_boxes(labels: torch.Tensor, tiles: torch.Tensor, pad_x: torch.Tensor,
     tile_boxes = labels[tiles][..., :4]  # [B, 4, L, 4]
     shift = torch.stack((pad_x, pad_y, pad_x, pad_y), -1)[:, :, None, :].to(tile_boxes.dtype)
     boxes = tile_boxes + shift
-    limits = boxes.new_tensor([canvas_hw[1], canvas_hw[0], canvas_hw[1], canvas_hw[0]])
-    boxes = torch.minimum(boxes.clamp(min=0), limits)
-    return boxes.flatten(1, 2)
+    # clamped by column with Python bounds: a limits tensor built from a list would be a blocking host copy
+    xs, ys = boxes[..., 0::2].clamp(0, canvas_hw[1]), boxes[..., 1::2].clamp(0, canvas_hw[0])
+    return torch.stack((xs[..., 0], ys[..., 0], xs[..., 1], ys[..., 1]), -1).flatten(1, 2)
 
 
 def affine_boxes(boxes: torch.Tensor, matrices: torch.Tensor, out_hw: Tuple[int, int]) -> torch.Tensor:

@@ -43,7 +43,7 @@ class DataPrefetcher:
         images, targets = self.policy.to(batch[0]), self.policy.to(batch[1])
         if self.transform is None:
             return images, targets
-        return self.transform(images, targets, batch[2])
+        return self.transform(images, targets, batch[2], upload=self.policy.upload)
 
     def next(self) -> Batch:
         if self.stream is not None:

@@ -118,6 +118,13 @@ class DevicePolicy:
             return {key: self.to(value) for key, value in obj.items()}
         return obj
 
+    def upload(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A small host tensor on the device without waiting for it: pinned first where the policy pins, since
+        a copy from pageable memory makes the host wait for the stream (batch augmentation parameters)."""
+        if self.pin_memory and self.device.type == "cuda" and tensor.device.type == "cpu":
+            tensor = tensor.pin_memory()
+        return self.to(tensor)
+
     def loader_kwargs(self, requested_workers: int) -> Dict[str, Any]:
         """DataLoader settings: workers between the policy's floor and cap, pinning per device, kept alive."""
         workers = max(0, min(max(int(requested_workers), self.worker_floor), self.num_workers))
