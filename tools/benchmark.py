@@ -77,6 +77,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "exp = the exp's setting (None: the device policy's batch_augment)")
     parser.add_argument("--fused-optimizer", default="auto", choices=["auto", "on", "off"],
                         help="fused SGD/AdamW kernels (auto: the device layer's decision)")
+    parser.add_argument("--compile-augment", default="auto", choices=["auto", "on", "off"],
+                        help="trainer/loader measurement: compile the batch augmentation's image half "
+                             "(auto: the device layer's decision)")
     parser.add_argument("--profile", type=int, default=0,
                         help="trainer measurement: profile this many more iterations with torch.profiler and print "
                              "where host and device time go")
@@ -104,7 +107,8 @@ def policy_for(args: argparse.Namespace, settings: Settings) -> DevicePolicy:
     switch = {"auto": None, "on": True, "off": False}
     return build_policy(args.device, fp16=settings.precision == "fp16", bf16=settings.precision == "bf16",
                         channels_last=settings.channels_last, compile=settings.compile,
-                        cudnn_benchmark=switch[args.cudnn_benchmark], fused_optimizer=switch[args.fused_optimizer])
+                        cudnn_benchmark=switch[args.cudnn_benchmark], fused_optimizer=switch[args.fused_optimizer],
+                        compile_augment=switch[args.compile_augment])
 
 
 def synthetic_batch(batch: int, size: int, gts: int, num_classes: int, device: torch.device, seed: int = 0):
@@ -319,7 +323,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             policy = policy_for(args, settings)
             result.update(model=args.exp_file or args.name, batch=args.batch_size, size=size, gts=args.gts,
                           device=str(policy.device), fused_bn_act=policy.fused_bn_act,
-                          fused_optimizer=policy.fused_optimizer,
+                          fused_optimizer=policy.fused_optimizer, compile_augment=policy.compile_augment,
                           cudnn_benchmark=args.cudnn_benchmark, threads=torch.get_num_threads(),
                           torch=torch.__version__, host=platform.node(), **asdict(settings))
             line = json.dumps(result)

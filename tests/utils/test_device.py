@@ -640,3 +640,43 @@ def test_place_model_puts_weights_in_the_policy_layout(no_cuda, kind):
     model = policy.place_model(torch.nn.Conv2d(3, 4, 3))
     assert model.weight.is_contiguous(memory_format=torch.channels_last) == policy.channels_last
     assert policy.channels_last == (kind == "cpu")
+
+
+def test_compile_augment_on_real_cuda_with_triton_only(no_cuda):
+    from yolox.utils.device.decisions import _decide_compile_augment, _Decisions
+
+    def decided(kind, device, asked=None, triton_found=True):
+        out = _Decisions()
+        _decide_compile_augment(out, kind, torch.device(device), asked, triton_found)
+        return out.values["compile_augment"], out.reasons["compile_augment"]
+
+    assert decided("cuda", "cuda")[0]
+    without_triton = decided("cuda", "cuda", triton_found=False)
+    assert not without_triton[0] and "Triton" in without_triton[1]
+    assert not decided("cuda", "cpu")[0] and "a test" in decided("cuda", "cpu")[1]
+    assert not decided("mps", "mps")[0] and not decided("cpu", "cpu")[0]
+    assert decided("cpu", "cpu", asked=True) == (True, "set explicitly")
+    assert not build_policy("cuda", tensors_on="cpu").compile_augment
+    assert not build_policy("mps", tensors_on="cpu", amp_probe=failing_probe).compile_augment
+    assert build_policy("cpu", compile_augment=True).compile_augment
+
+
+def test_compiled_function_falls_back_to_eager_once(no_cuda):
+    from yolox.utils.device.policy import CompiledOrEager
+
+    calls = []
+
+    def eager(value):
+        calls.append("eager")
+        return value + 1
+
+    def broken_compile(value):
+        calls.append("compiled")
+        raise RuntimeError("no C compiler found\nmore detail")
+
+    with loguru_messages("WARNING") as messages:
+        function = CompiledOrEager(eager, broken_compile)
+        assert function(1) == 2 and function(2) == 3
+    assert calls == ["compiled", "eager", "eager"] and function.fell_back
+    assert sum("no C compiler found" in m for m in messages) == 1
+    assert CompiledOrEager(eager, lambda value: value * 10)(3) == 30

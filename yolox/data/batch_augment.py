@@ -12,7 +12,7 @@ Random parameters are drawn on the CPU from a generator seeded by the batch's sa
 seeded run gives the same batch on every device and worker count.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -156,111 +156,161 @@ def compact_rows(rows: torch.Tensor, keep: torch.Tensor, max_rows: int) -> torch
     return torch.where(kept[..., None], picked, torch.zeros_like(picked))
 
 
-class BatchAugment:
-    """Callable (images, labels, meta) -> (inputs, targets); see the module docstring."""
+class PictureDraws(NamedTuple):
+    """The per-image draws the image path reads, all [B] (tiles [B, 4], hsv_gains [B, 3]) on the device."""
 
-    def __init__(self, config: BatchAugmentConfig):
+    mosaic: torch.Tensor
+    tiles: torch.Tensor
+    pad_x: torch.Tensor
+    pad_y: torch.Tensor
+    xc: torch.Tensor
+    yc: torch.Tensor
+    matrices: torch.Tensor
+    mixup: torch.Tensor
+    mixup_source: torch.Tensor
+    jit: torch.Tensor
+    mixup_flip: torch.Tensor
+    offset_x: torch.Tensor
+    offset_y: torch.Tensor
+    jitter: torch.Tensor
+    hsv_gains: torch.Tensor
+    flip: torch.Tensor
+    fallback: torch.Tensor
+    vflip: torch.Tensor
+    transpose: torch.Tensor
+
+
+def augment_pictures(images: torch.Tensor, draws: PictureDraws, hsv: bool, dihedral: bool) -> torch.Tensor:
+    """The image half of the batch augmentation: uint8 [B, H, W, 3] -> float32 [B, 3, H, W].
+
+    Mosaic + affine, mixup, HSV, flip, the untouched image where no box survived, then the crater exps' vertical
+    flip and quarter turn. Shapes depend on B, H and W only, so the whole function compiles to one graph.
+    """
+    def where(chosen: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(chosen[:, None, None, None], a, b)
+
+    warped = mosaic_affine_images(images, draws.tiles, draws.pad_x, draws.pad_y, draws.xc, draws.yc, draws.matrices)
+    second = mixup_images(images[draws.mixup_source], draws.jit, draws.mixup_flip, draws.offset_x, draws.offset_y)
+    blended = where(draws.mixup, torch.floor((warped + second) / 2), warped)
+    original = where(draws.mosaic, blended, images.permute(0, 3, 1, 2).to(warped.dtype))
+    pictures = where(draws.jitter, jitter_hsv(original, draws.hsv_gains), original) if hsv else original
+    pictures = where(draws.flip, pictures.flip(-1), pictures)
+    pictures = where(draws.fallback, original, pictures)
+    if not dihedral:
+        return pictures
+    pictures = where(draws.vflip, pictures.flip(-2), pictures)
+    if pictures.shape[-1] == pictures.shape[-2]:
+        pictures = where(draws.transpose, pictures.transpose(-1, -2), pictures)
+    return pictures.contiguous()
+
+
+PictureFn = Callable[[torch.Tensor, PictureDraws, bool, bool], torch.Tensor]
+
+
+class BatchAugment:
+    """Callable (images, labels, meta) -> (inputs, targets); see the module docstring.
+
+    `pictures` runs the image half (augment_pictures, or a compiled version of it: see `compiled`).
+    """
+
+    def __init__(self, config: BatchAugmentConfig, pictures: PictureFn = augment_pictures):
         self.config = config
+        self.pictures = pictures
 
     def __repr__(self) -> str:
         return f"BatchAugment({self.config})"
+
+    def compiled(self, compile_fn: Callable[[PictureFn], PictureFn]) -> "BatchAugment":
+        """The same augmentation with its image half passed through compile_fn (e.g. the device policy's)."""
+        return BatchAugment(self.config, compile_fn(augment_pictures))
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, meta: torch.Tensor,
                  upload: Optional[Upload] = None):
         """`upload` moves a small host tensor to the images' device (default: a plain copy); the prefetcher
         passes the device policy's, which pins it first so that the copy does not wait on the device."""
         meta = meta.cpu()
-        params = BatchParams(meta, images.shape[1:3], self.config)
-        on_device = params.on_device(meta, upload or (lambda tensor: tensor.to(images.device)))
-        boxes, classes, valid, pictures = self.mosaic_and_mixup(images, labels, on_device)
-        pictures, targets = self.train_transform(pictures, boxes, classes, valid, on_device, params.box_count)
-        return self.dihedral(pictures, targets, on_device)
-
-    def mosaic_and_mixup(self, images: torch.Tensor, labels: torch.Tensor, params: DeviceParams):
-        """Images after mosaic/affine/mixup (or the plain tile) and their xyxy boxes before the size filter.
-
-        Returns boxes [B, 5L, 4], classes [B, 5L], valid [B, 5L] (slots: four tiles, then the mixup image)
-        and images [B, 3, H, W] float.
-        """
         height, width = images.shape[1:3]
-        batch, rows = labels.shape[:2]
-        counts, tiles, mosaic = params.counts, params.tiles, params.mosaic
-        real = params.xc  # any float parameter: the dtype the geometry is computed in
-        row_index = torch.arange(rows, device=images.device)
-        pad_x, pad_y = mosaic_offsets(params.tile_hw[tiles], params.xc, params.yc)
-        matrices = affine_matrices(params.angle, params.scale, params.shear_x, params.shear_y,
-                                   params.shift_x, params.shift_y)
+        params = BatchParams(meta, (height, width), self.config)
+        on_device = params.on_device(meta, upload or (lambda tensor: tensor.to(images.device)))
+        pad_x, pad_y = mosaic_offsets(on_device.tile_hw[on_device.tiles], on_device.xc, on_device.yc)
+        matrices = affine_matrices(on_device.angle, on_device.scale, on_device.shear_x, on_device.shear_y,
+                                   on_device.shift_x, on_device.shift_y)
+        boxes, classes, valid = self.mosaic_and_mixup_boxes(labels, on_device, pad_x, pad_y, matrices, (height, width))
+        targets, jitter, flip, fallback = self.train_transform_boxes(boxes, classes, valid, on_device,
+                                                                     params.box_count, width)
+        targets = self.dihedral_boxes(targets, on_device, height, width)
+        draws = PictureDraws(on_device.mosaic, on_device.tiles, pad_x, pad_y, on_device.xc, on_device.yc, matrices,
+                             on_device.mixup, on_device.mixup_source, on_device.jit, on_device.mixup_flip,
+                             on_device.offset_x, on_device.offset_y, jitter, on_device.hsv_gains, flip, fallback,
+                             on_device.vflip, on_device.transpose)
+        return self.pictures(images, draws, self.config.hsv_prob > 0, self.has_dihedral), targets
 
-        warped = mosaic_affine_images(images, tiles, pad_x, pad_y, params.xc, params.yc, matrices)
-        tile_boxes = affine_boxes(mosaic_boxes(labels.to(real.dtype), tiles, pad_x, pad_y, (2 * height, 2 * width)),
+    @property
+    def has_dihedral(self) -> bool:
+        return self.config.vflip_prob > 0 or self.config.transpose_prob > 0
+
+    def mosaic_and_mixup_boxes(self, labels: torch.Tensor, params: DeviceParams, pad_x: torch.Tensor,
+                               pad_y: torch.Tensor, matrices: torch.Tensor, input_hw: Tuple[int, int]):
+        """xyxy boxes after mosaic/affine/mixup (or the plain image's) before the size filter.
+
+        Returns boxes [B, 5L, 4], classes [B, 5L] and valid [B, 5L] (slots: four tiles, then the mixup image).
+        """
+        height, width = input_hw
+        batch, rows = labels.shape[:2]
+        counts, tiles, mosaic, source = params.counts, params.tiles, params.mosaic, params.mixup_source
+        real = params.xc.dtype  # the float dtype the geometry is computed in
+        row_index = torch.arange(rows, device=labels.device)
+        tile_boxes = affine_boxes(mosaic_boxes(labels.to(real), tiles, pad_x, pad_y, (2 * height, 2 * width)),
                                   matrices, (height, width))
         tile_valid = (row_index < counts[tiles][..., None]).flatten(1)
+        mix_boxes = mixup_box_batch(labels[source][..., :4].to(real), params.jit, params.mixup_flip,
+                                    params.offset_x, params.offset_y, (height, width))
+        mix_valid = params.mixup[:, None] & (row_index < counts[source][:, None])
 
-        mixup, source = params.mixup, params.mixup_source
-        jit, mixup_flip, offset_x, offset_y = params.jit, params.mixup_flip, params.offset_x, params.offset_y
-        second = mixup_images(images[source], jit, mixup_flip, offset_x, offset_y)
-        blended = torch.where(mixup[:, None, None, None], torch.floor((warped + second) / 2), warped)
-        mix_boxes = mixup_box_batch(labels[source][..., :4].to(real.dtype), jit, mixup_flip, offset_x, offset_y,
-                                    (height, width))
-        mix_valid = mixup[:, None] & (row_index < counts[source][:, None])
-
-        plain = images.permute(0, 3, 1, 2).to(real.dtype)
-        pictures = torch.where(mosaic[:, None, None, None], blended, plain)
-        empty = labels.new_zeros(batch, 4 * rows, 4).to(real.dtype)
-        plain_boxes = torch.cat((labels[..., :4].to(real.dtype), empty), 1)
+        empty = labels.new_zeros(batch, 4 * rows, 4).to(real)
+        plain_boxes = torch.cat((labels[..., :4].to(real), empty), 1)
         boxes = torch.where(mosaic[:, None, None], torch.cat((tile_boxes, mix_boxes), 1), plain_boxes)
         classes = torch.where(mosaic[:, None], torch.cat((labels[tiles][..., 4].flatten(1), labels[source][..., 4]), 1),
                               torch.cat((labels[..., 4], empty[..., 0]), 1).to(labels.dtype))
         plain_valid = torch.cat((row_index[None] < counts[:, None], torch.zeros_like(tile_valid)), 1)
         valid = torch.where(mosaic[:, None], torch.cat((tile_valid, mix_valid), 1), plain_valid)
-        return boxes, classes.to(real.dtype), valid, pictures
+        return boxes, classes.to(real), valid
 
-    def train_transform(self, pictures: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor,
-                        valid: torch.Tensor, params: DeviceParams, box_count: torch.Tensor):
-        """TrainTransform on the batch: HSV, flip, min(w, h) > 1 filter, fallback, (class, cx, cy, w, h) rows.
+    def train_transform_boxes(self, boxes: torch.Tensor, classes: torch.Tensor, valid: torch.Tensor,
+                              params: DeviceParams, box_count: torch.Tensor, width: int):
+        """TrainTransform's box rules: flip, min(w, h) > 1 filter, fallback, (class, cx, cy, w, h) rows.
 
-        box_count (host) bounds each image's kept boxes.
+        Returns the targets and which images get the HSV jitter, the flip and the fallback (the untouched
+        image and all its boxes with an area, where no box survived). box_count (host) bounds each image's
+        kept boxes.
         """
-        width = pictures.shape[-1]
         has_boxes = valid.any(1)
-        original, original_boxes = pictures, boxes
-        if self.config.hsv_prob > 0:
-            jitter = (params.hsv & has_boxes)[:, None, None, None]
-            pictures = torch.where(jitter, jitter_hsv(pictures, params.hsv_gains), pictures)
-        flip = params.flip & has_boxes
-        pictures = torch.where(flip[:, None, None, None], pictures.flip(-1), pictures)
+        jitter, flip = params.hsv & has_boxes, params.flip & has_boxes
         mirrored = torch.stack((width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]), -1)
-        boxes = xyxy_to_cxcywh_rows(torch.where(flip[:, None, None], mirrored, boxes))
-        keep = valid & (torch.minimum(boxes[..., 2], boxes[..., 3]) > 1)
+        moved_boxes = xyxy_to_cxcywh_rows(torch.where(flip[:, None, None], mirrored, boxes))
+        keep = valid & (torch.minimum(moved_boxes[..., 2], moved_boxes[..., 3]) > 1)
 
-        # nothing survived: the untouched image and all its boxes with an area (TrainTransform's fallback)
         fallback = has_boxes & ~keep.any(1)
-        original_boxes = xyxy_to_cxcywh_rows(original_boxes)
+        original_boxes = xyxy_to_cxcywh_rows(boxes)
         has_area = valid & (original_boxes[..., 2] > 0) & (original_boxes[..., 3] > 0)
-        pictures = torch.where(fallback[:, None, None, None], original, pictures)
-        boxes = torch.where(fallback[:, None, None], original_boxes, boxes)
+        boxes = torch.where(fallback[:, None, None], original_boxes, moved_boxes)
         keep = torch.where(fallback[:, None], has_area, keep)
         rows = torch.cat((classes[..., None], boxes), -1)
         # the label assignment then sees only the rows some image can fill, without a device read-back (crater
         # exps pad to 1,000 rows)
         most_boxes = max(int(box_count.max()), 1) if box_count.numel() else 1
-        return pictures, compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1], most_boxes))
+        targets = compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1], most_boxes))
+        return targets, jitter, flip, fallback
 
-    def dihedral(self, pictures: torch.Tensor, targets: torch.Tensor, params: DeviceParams):
-        """The crater exps' vertical flip and quarter turn (transpose), after the train transform."""
-        if self.config.vflip_prob <= 0 and self.config.transpose_prob <= 0:
-            return pictures, targets
-        height = pictures.shape[-2]
-        vflip = params.vflip
-        pictures = torch.where(vflip[:, None, None, None], pictures.flip(-2), pictures)
+    def dihedral_boxes(self, targets: torch.Tensor, params: DeviceParams, height: int, width: int) -> torch.Tensor:
+        """The crater exps' vertical flip and quarter turn (transpose, square inputs only) of the target rows."""
+        if not self.has_dihedral:
+            return targets
         real = targets[..., 3] > 0
         flipped_y = torch.where(real, height - targets[..., 2], targets[..., 2])
-        targets = torch.where(vflip[:, None, None], torch.cat((targets[..., :2], flipped_y[..., None],
-                                                               targets[..., 3:]), -1), targets)
-        turn = params.transpose
-        if pictures.shape[-1] == height:
-            pictures = torch.where(turn[:, None, None, None], pictures.transpose(-1, -2), pictures)
+        targets = torch.where(params.vflip[:, None, None], torch.cat((targets[..., :2], flipped_y[..., None],
+                                                                      targets[..., 3:]), -1), targets)
+        if width == height:
             swapped = torch.stack([targets[..., column] for column in (0, 2, 1, 4, 3)], -1)
-            targets = torch.where(turn[:, None, None], swapped, targets)
-        return pictures.contiguous(), targets
-
+            targets = torch.where(params.transpose[:, None, None], swapped, targets)
+        return targets

@@ -14,7 +14,7 @@ class DataPrefetcher:
     The following batch is fetched (and, when the policy asks for a side stream, copied on it)
     while the caller works on the current one. img_info and ids are dropped. A loader with a
     `batch_transform` (batched augmentation) ships uint8 items; the transform runs on the moved batch,
-    on the side stream when there is one.
+    on the side stream when there is one, its image half compiled when the policy says so.
     """
 
     def __init__(self, loader, policy):
@@ -22,6 +22,8 @@ class DataPrefetcher:
         self.policy = policy
         self.stream = _side_stream(policy)
         self.transform = getattr(loader, "batch_transform", None)
+        if self.transform is not None and policy.compile_augment:
+            self.transform = self.transform.compiled(policy.compile_function)
         self._next: Batch = (None, None)
         self._preload()
 

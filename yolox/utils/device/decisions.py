@@ -1,6 +1,7 @@
 """build_policy: the decisions, one small function per topic, each setting values and their reasons."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -237,6 +238,24 @@ def _decide_fused_optimizer(out: _Decisions, kind: str, fused_optimizer: Optiona
                                           "tested path")
 
 
+def _decide_compile_augment(out: _Decisions, kind: str, device: torch.device, compile_augment: Optional[bool],
+                            triton_found: bool) -> None:
+    if compile_augment is not None:
+        out.set("compile_augment", bool(compile_augment), "set explicitly")
+    elif kind == "cuda" and device.type != "cuda":
+        out.set("compile_augment", False, f"CUDA rules with tensors on {device.type} (a test): Inductor would "
+                                          f"compile for {device.type}")
+    elif kind != "cuda":
+        out.set("compile_augment", False, f"not measured on {kind}: the eager batch augmentation is the tested path "
+                                          "(and the per-image pipeline the default)")
+    elif not triton_found:
+        out.set("compile_augment", False, "Triton is not installed, so Inductor cannot compile for CUDA")
+    else:
+        out.set("compile_augment", True, "the batch augmentation's image half runs as ~400 elementwise CUDA kernels "
+                                         "(~50 GB of memory traffic per yolox-s batch of 64); compiled, a few fused "
+                                         "ones (one compile per input size, pixel values within 2 levels)")
+
+
 def _decide_cache(out: _Decisions, kind: str, every: Optional[int]) -> None:
     if every is not None:
         out.set("cache_release_every", max(0, int(every)), "set explicitly (0 = never)")
@@ -269,6 +288,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
                  cache_release_every: Optional[int] = None, compile: bool = False,
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
                  fused_bn_act: Optional[bool] = None, fused_optimizer: Optional[bool] = None,
+                 compile_augment: Optional[bool] = None,
                  num_workers: Optional[int] = None, amp_probe: Optional[ProbeFn] = None,
                  deterministic: bool = False, log: bool = False) -> DevicePolicy:
     """Decide everything device-specific for one process.
@@ -288,6 +308,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     _decide_kernels(out, kind, compile, channels_last, cudnn_benchmark, deterministic)
     _decide_fused_bn_act(out, kind, fused_bn_act)
     _decide_fused_optimizer(out, kind, fused_optimizer)
+    _decide_compile_augment(out, kind, device, compile_augment, importlib.util.find_spec("triton") is not None)
     _decide_cache(out, kind, cache_release_every)
     _decide_fallback(out, kind)
     backend = memory if memory is not None else memory_backend_for(device)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Tuple
 
 import psutil
 import torch
@@ -17,6 +17,7 @@ DECISIONS = (
     "device", "amp_dtype", "grad_scaler", "pin_memory", "non_blocking", "num_workers", "worker_floor",
     "prefetch_stream", "batch_augment",
     "dist_backend", "cudnn_benchmark", "compile_allowed", "channels_last", "fused_bn_act", "fused_optimizer",
+    "compile_augment",
     "cache_release_every",
     "downcast_float64", "mps_fallback", "memory",
 )
@@ -46,6 +47,7 @@ class DevicePolicy:
     batch_augment: bool = False
     fused_bn_act: bool = False
     fused_optimizer: bool = False
+    compile_augment: bool = False
     warnings: Tuple[str, ...] = ()
     memory: MemoryBackend = field(default_factory=MemoryBackend, repr=False, compare=False)
 
@@ -124,6 +126,10 @@ class DevicePolicy:
         if self.pin_memory and self.device.type == "cuda" and tensor.device.type == "cpu":
             tensor = tensor.pin_memory()
         return self.to(tensor)
+
+    def compile_function(self, fn: Callable) -> "CompiledOrEager":
+        """`fn` compiled whole for fixed shapes; it runs eagerly from the first compile failure on (logged once)."""
+        return CompiledOrEager(fn, torch.compile(fn, dynamic=False, fullgraph=True))
 
     def loader_kwargs(self, requested_workers: int) -> Dict[str, Any]:
         """DataLoader settings: workers between the policy's floor and cap, pinning per device, kept alive."""
@@ -210,3 +216,23 @@ class DevicePolicy:
 def _has_float64(module: torch.nn.Module) -> bool:
     tensors = list(module.parameters()) + list(module.buffers())
     return any(tensor.dtype == torch.float64 for tensor in tensors)
+
+
+class CompiledOrEager:
+    """Calls the compiled function; on an error (no C compiler for Triton, a graph break) warns once and calls
+    the eager one from then on, so a machine that cannot compile still trains. An error of the function itself
+    is raised again by the eager call."""
+
+    def __init__(self, eager: Callable, compiled: Callable) -> None:
+        self.eager, self.compiled, self.fell_back = eager, compiled, False
+
+    def __call__(self, *args: Any) -> Any:
+        if not self.fell_back:
+            try:
+                return self.compiled(*args)
+            except Exception as error:  # noqa: BLE001 - any compile failure falls back to the eager function
+                self.fell_back = True
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                logger.warning(f"compiling {getattr(self.eager, '__name__', 'a function')} failed ({first_line}); "
+                               "running it eagerly")
+        return self.eager(*args)
