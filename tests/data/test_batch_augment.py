@@ -171,3 +171,20 @@ def test_compiled_image_half_matches_eager(reader):
         levels = (eager_images - images).abs()
         # fused arithmetic may round a pixel that sits on .5 the other way
         assert levels.max() <= 2 and (levels > 0).float().mean() < 1e-3
+
+
+def test_prefetcher_take_then_preload_gives_the_batches_next_gives(reader):
+    def prefetcher():
+        sampler = YoloBatchSampler(InfiniteSampler(len(reader), seed=0), batch_size=4, drop_last=False, seed=3)
+        loader = DataLoader(reader, batch_sampler=sampler, collate_fn=collate_read_crop, num_workers=0,
+                            batch_transform=BatchAugment(BatchAugmentConfig(max_labels=20)))
+        return DataPrefetcher(loader, build_policy("cpu"))
+
+    by_next, split = prefetcher(), prefetcher()
+    for _ in range(3):
+        expected = by_next.next()
+        taken = split.take()
+        assert torch.equal(expected[0], taken[0]) and torch.equal(expected[1], taken[1])
+        with pytest.raises(RuntimeError, match="without a preload"):
+            split.take()
+        split.preload()

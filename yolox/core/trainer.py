@@ -183,14 +183,14 @@ class Trainer:
         # the named ranges show up in torch.profiler traces (tools/benchmark.py --profile)
         iter_start = time.time()
         with record_function("trainer.data"):
-            inps, targets = self.prefetcher.next()
+            inps, targets = self.prefetcher.take()
             inps = inps.to(self.data_type)
             targets = targets.to(self.data_type)
             targets.requires_grad = False
             inps, targets = self.exp.preprocess(inps, targets, self.input_size)
             if self.policy.channels_last:
                 inps = inps.contiguous(memory_format=torch.channels_last)
-        data_end = time.time()
+        data_seconds = time.time() - iter_start
 
         with record_function("trainer.forward_backward"):
             outputs = self._forward_backward(inps, targets)
@@ -200,12 +200,16 @@ class Trainer:
         if self.use_model_ema:
             with record_function("trainer.ema"):
                 self.ema_model.update(self.model)
+        preload_start = time.time()
+        with record_function("trainer.data"):
+            self.prefetcher.preload()  # after the step is queued: the device computes while the host prepares
+        data_seconds += time.time() - preload_start
         lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
         for param_group in self.optimizer.param_groups:
             param_group["lr"] = lr
         self.samples_seen += inps.shape[0]
         iter_end = time.time()
-        self.meter.update(iter_time=iter_end - iter_start, data_time=data_end - iter_start, lr=lr,
+        self.meter.update(iter_time=iter_end - iter_start, data_time=data_seconds, lr=lr,
                           **{name: value.detach() if torch.is_tensor(value) else value
                              for name, value in outputs.items()})
 

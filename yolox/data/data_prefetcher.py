@@ -24,7 +24,7 @@ class DataPrefetcher:
         self.transform = getattr(loader, "batch_transform", None)
         if self.transform is not None and policy.compile_augment:
             self.transform = self.transform.compiled(policy.compile_function)
-        self._next: Batch = (None, None)
+        self._next: Optional[Batch] = (None, None)
         self._preload()
 
     def _preload(self) -> None:
@@ -48,11 +48,25 @@ class DataPrefetcher:
         return self.transform(images, targets, batch[2], upload=self.policy.upload)
 
     def next(self) -> Batch:
-        if self.stream is not None:
-            self.stream.hand_over(*self._next)
-        batch = self._next
-        self._preload()
+        """take() then preload()."""
+        batch = self.take()
+        self.preload()
         return batch
+
+    def take(self) -> Batch:
+        """The batch the last preload prepared, handed over to the compute stream; preload() the following one
+        before the next take(). The trainer preloads after queuing its step, so the GPU has work while the host
+        prepares the next batch."""
+        if self._next is None:
+            raise RuntimeError("DataPrefetcher.take() called twice without a preload() between")
+        batch, self._next = self._next, None
+        if self.stream is not None:
+            self.stream.hand_over(*batch)
+        return batch
+
+    def preload(self) -> None:
+        """Fetch the following batch and queue its copy (and augmentation)."""
+        self._preload()
 
 
 def trim_label_padding(targets: torch.Tensor) -> torch.Tensor:
