@@ -52,5 +52,5 @@ class IOUloss(nn.Module):
 
 def _area(wh: torch.Tensor) -> torch.Tensor:
     """w * h of [N, 2] rows. Not .prod(dim=1): its CUDA backward checks the input for zeros, which reads a value
-    back to the host and stalled every training step twice (found with torch.cuda.set_sync_debug_mode)."""
+    back to the host and stalled every training step twice (found with the CUDA sync debug mode)."""
     return wh[:, 0] * wh[:, 1]
