@@ -26,6 +26,13 @@ def batch_of(reader, mosaic=True, seed0=0, size=8):
     return collate_read_crop([reader[(mosaic, i % len(reader), seed0 + i)] for i in range(size)])
 
 
+def augmenting_loader(reader, seed=7, transform=None):
+    """Batches of 4 read-and-crop items with a BatchAugment as the loader's batch transform."""
+    sampler = YoloBatchSampler(InfiniteSampler(len(reader), seed=0), batch_size=4, drop_last=False, seed=seed)
+    return DataLoader(reader, batch_sampler=sampler, collate_fn=collate_read_crop, num_workers=0,
+                      batch_transform=transform or BatchAugment(BatchAugmentConfig(max_labels=20)))
+
+
 def test_reader_ships_letterboxed_uint8_and_meta(reader):
     images, labels, meta, _ = batch_of(reader)
     assert images.dtype == torch.uint8 and images.shape == (8, *INPUT_HW, 3)
@@ -75,10 +82,7 @@ def test_no_mosaic_keeps_the_image_and_its_boxes_up_to_flips(reader):
 
 def test_prefetcher_applies_the_loader_batch_transform(reader):
     policy = build_policy("cpu")
-    sampler = YoloBatchSampler(InfiniteSampler(len(reader), seed=0), batch_size=4, drop_last=False, seed=7)
-    loader = DataLoader(reader, batch_sampler=sampler, collate_fn=collate_read_crop, num_workers=0,
-                        batch_transform=BatchAugment(BatchAugmentConfig(max_labels=20)))
-    images, targets = DataPrefetcher(loader, policy).next()
+    images, targets = DataPrefetcher(augmenting_loader(reader), policy).next()
     assert images.shape == (4, 3, *INPUT_HW) and images.dtype == torch.float32
     assert targets.shape[0] == 4 and targets.shape[2] == 5 and targets.shape[1] <= 20
     assert np.isfinite(targets.numpy()).all()
@@ -152,9 +156,7 @@ def test_prefetcher_compiles_the_image_half_when_the_policy_says_so(reader, monk
     transform = BatchAugment(BatchAugmentConfig(max_labels=20))
     for asked, expected in ((False, []), (True, ["augment_pictures"])):
         compiled.clear()
-        sampler = YoloBatchSampler(InfiniteSampler(len(reader), seed=0), batch_size=4, drop_last=False, seed=7)
-        loader = DataLoader(reader, batch_sampler=sampler, collate_fn=collate_read_crop, num_workers=0,
-                            batch_transform=transform)
+        loader = augmenting_loader(reader, transform=transform)
         images, _ = DataPrefetcher(loader, build_policy("cpu", compile_augment=asked)).next()
         assert compiled == expected and images.shape == (4, 3, *INPUT_HW)
 
@@ -174,13 +176,7 @@ def test_compiled_image_half_matches_eager(reader):
 
 
 def test_prefetcher_take_then_preload_gives_the_batches_next_gives(reader):
-    def prefetcher():
-        sampler = YoloBatchSampler(InfiniteSampler(len(reader), seed=0), batch_size=4, drop_last=False, seed=3)
-        loader = DataLoader(reader, batch_sampler=sampler, collate_fn=collate_read_crop, num_workers=0,
-                            batch_transform=BatchAugment(BatchAugmentConfig(max_labels=20)))
-        return DataPrefetcher(loader, build_policy("cpu"))
-
-    by_next, split = prefetcher(), prefetcher()
+    by_next, split = (DataPrefetcher(augmenting_loader(reader, seed=3), build_policy("cpu")) for _ in range(2))
     for _ in range(3):
         expected = by_next.next()
         taken = split.take()
