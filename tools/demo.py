@@ -236,7 +236,7 @@ def imageflow_demo(predictor: Predictor, vis_folder: str, current_time: time.str
 
 
 def main(exp, args):
-    from yolox.utils.checkpoint import load_exp_model
+    from yolox.utils.checkpoint import load_run_model
     from yolox.utils.device import build_policy
     from yolox.utils.model_utils import fuse_model, get_model_info
 
@@ -257,10 +257,7 @@ def main(exp, args):
     if args.trt:
         model = exp.get_model()
     else:
-        ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
-        logger.info(f"loading checkpoint {ckpt_file}")
-        model = load_exp_model(exp, ckpt_file, trust_pickle=args.trust_ckpt)
-        logger.info("loaded checkpoint done.")
+        model = load_run_model(exp, args.ckpt, file_name, trust_pickle=args.trust_ckpt)
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
     model = policy.to(model)
     model.eval()

@@ -76,7 +76,7 @@ def load_trt_decoder(model, file_name: str, args, policy, is_distributed: bool):
 def main(exp, args, num_devices: int) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from yolox.utils.checkpoint import load_exp_model
+    from yolox.utils.checkpoint import load_run_model
     from yolox.utils.device import build_policy
     from yolox.utils.dist import get_local_rank, get_rank, get_world_size
     from yolox.utils.logger import setup_logger
@@ -104,10 +104,7 @@ def main(exp, args, num_devices: int) -> None:
     if args.speed or args.trt:
         model = exp.get_model()
     else:
-        ckpt_file = args.ckpt or os.path.join(file_name, "best_ckpt.pth")
-        logger.info(f"loading checkpoint from {ckpt_file}")
-        model = load_exp_model(exp, ckpt_file, trust_pickle=args.trust_ckpt)
-        logger.info("loaded checkpoint done.")
+        model = load_run_model(exp, args.ckpt, file_name, trust_pickle=args.trust_ckpt)
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
     evaluator = exp.get_evaluator(args.batch_size, is_distributed, args.test, args.legacy)
     evaluator.per_class_AP = True

@@ -46,17 +46,16 @@ def require_module(name: str, why: str) -> None:
 def export(exp, args) -> str:
     """Trace the model with a [batch, 3, test_h, test_w] input and write args.output_name."""
     from yolox.models.network_blocks import SiLU
-    from yolox.utils.checkpoint import load_exp_model
+    from yolox.utils.checkpoint import load_run_model
     from yolox.utils.model_utils import replace_module
 
     if args.device != "cpu":
         raise SystemExit(f"--device {args.device}: ONNX export traces on the CPU; use --device cpu")
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
-    ckpt_file = args.ckpt or os.path.join(exp.output_dir, args.experiment_name, "best_ckpt.pth")
-    model = load_exp_model(exp, ckpt_file, trust_pickle=args.trust_ckpt)
+    model = load_run_model(exp, args.ckpt, os.path.join(exp.output_dir, args.experiment_name),
+                           trust_pickle=args.trust_ckpt)
     model.eval()
-    logger.info(f"loaded checkpoint {ckpt_file}")
     model = replace_module(model, nn.SiLU, SiLU)
     model.head.decode_in_inference = args.decode_in_inference
 

@@ -12,6 +12,7 @@ Random parameters are drawn on the CPU from a generator seeded by the batch's sa
 seeded run gives the same batch on every device and worker count.
 """
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -111,7 +112,7 @@ class BatchParams:
         batch = meta.shape[0]
         blocks = [value.reshape(batch, -1).to(torch.float32) for value in values.values()]
         columns = upload(torch.cat(blocks, 1)).split([block.shape[1] for block in blocks], 1)
-        return DeviceParams({name: _restore(column, value) for (name, value), column in zip(values.items(), columns)})
+        return DeviceParams(**{name: _restore(column, value) for (name, value), column in zip(values.items(), columns)})
 
 
 Upload = Callable[[torch.Tensor], torch.Tensor]
@@ -129,10 +130,8 @@ def _restore(column: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return column if like.is_floating_point() else column.long()
 
 
-class DeviceParams(dict):
-    """Name -> tensor on the batch's device; attribute access reads like BatchParams."""
-
-    __getattr__ = dict.__getitem__
+class DeviceParams(SimpleNamespace):
+    """DEVICE_FIELDS, counts and tile_hw as tensors on the batch's device, read like BatchParams."""
 
 
 def batch_seed(meta: torch.Tensor) -> int:
@@ -239,10 +238,9 @@ class BatchAugment:
         targets, jitter, flip, fallback = self.train_transform_boxes(boxes, classes, valid, on_device,
                                                                      params.box_count, width)
         targets = self.dihedral_boxes(targets, on_device, height, width)
-        draws = PictureDraws(on_device.mosaic, on_device.tiles, pad_x, pad_y, on_device.xc, on_device.yc, matrices,
-                             on_device.mixup, on_device.mixup_source, on_device.jit, on_device.mixup_flip,
-                             on_device.offset_x, on_device.offset_y, jitter, on_device.hsv_gains, flip, fallback,
-                             on_device.vflip, on_device.transpose)
+        computed = dict(pad_x=pad_x, pad_y=pad_y, matrices=matrices, jitter=jitter, flip=flip, fallback=fallback)
+        drawn = {name: getattr(on_device, name) for name in PictureDraws._fields if name not in computed}
+        draws = PictureDraws(**drawn, **computed)
         return self.pictures(images, draws, self.config.hsv_prob > 0, self.has_dihedral), targets
 
     @property

@@ -5,7 +5,7 @@ import pickle
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Mapping, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -149,6 +149,15 @@ def load_exp_model(exp, path: PathLike, trust_pickle: bool = False) -> nn.Module
     state = _model_state(load_checkpoint_file(path, trust_pickle=trust_pickle))
     _fit_exp_layout(exp, state, path)
     return _load_state(exp.get_model(), state, path, strict=True)
+
+
+def load_run_model(exp, ckpt: Optional[PathLike], run_dir: PathLike, trust_pickle: bool = False) -> nn.Module:
+    """load_exp_model of `ckpt`, or of the run folder's best_ckpt.pth when no checkpoint is given (both logged)."""
+    path = ckpt or os.path.join(run_dir, "best_ckpt.pth")
+    logger.info(f"loading checkpoint from {path}")
+    model = load_exp_model(exp, path, trust_pickle=trust_pickle)
+    logger.info(f"loaded checkpoint {path}")
+    return model
 
 
 def load_model_weights(model: nn.Module, path: PathLike, strict: bool = True, trust_pickle: bool = False) -> nn.Module:
