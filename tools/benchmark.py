@@ -77,6 +77,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "exp = the exp's setting (None: the device policy's batch_augment)")
     parser.add_argument("--fused-optimizer", default="auto", choices=["auto", "on", "off"],
                         help="fused SGD/AdamW kernels (auto: the device layer's decision)")
+    parser.add_argument("--compile-model", default="auto", choices=["auto", "on", "off"],
+                        help="step and trainer measurements: compile the model's backbone (the --settings compiled "
+                             "preset turns it on for every measurement)")
     parser.add_argument("--compile-augment", default="auto", choices=["auto", "on", "off"],
                         help="trainer/loader measurement: compile the batch augmentation's image half "
                              "(auto: the device layer's decision)")
@@ -106,7 +109,8 @@ def resolve_settings(spec: str, kind: str) -> List[Settings]:
 def policy_for(args: argparse.Namespace, settings: Settings) -> DevicePolicy:
     switch = {"auto": None, "on": True, "off": False}
     return build_policy(args.device, fp16=settings.precision == "fp16", bf16=settings.precision == "bf16",
-                        channels_last=settings.channels_last, compile=settings.compile,
+                        channels_last=settings.channels_last,
+                        compile_model=settings.compile or switch[args.compile_model],
                         cudnn_benchmark=switch[args.cudnn_benchmark], fused_optimizer=switch[args.fused_optimizer],
                         compile_augment=switch[args.compile_augment])
 
@@ -151,11 +155,11 @@ def measure_step(exp, args, settings: Settings, size: int) -> Dict:
     images, targets = synthetic_batch(args.batch_size, size, args.gts, exp.num_classes, policy.device)
     if policy.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model) if settings.compile else model
+    policy.compile_model_parts(model)
 
     def step() -> None:
         with policy.autocast():
-            loss = forward(images, targets)["total_loss"]
+            loss = model(images, targets)["total_loss"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -324,6 +328,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
             result.update(model=args.exp_file or args.name, batch=args.batch_size, size=size, gts=args.gts,
                           device=str(policy.device), fused_bn_act=policy.fused_bn_act,
                           fused_optimizer=policy.fused_optimizer, compile_augment=policy.compile_augment,
+                          compile_model=policy.compile_model,
                           cudnn_benchmark=args.cudnn_benchmark, threads=torch.get_num_threads(),
                           torch=torch.__version__, host=platform.node(), **asdict(settings))
             line = json.dumps(result)
@@ -332,7 +337,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
                 with open(args.json_out, "a") as sink:
                     sink.write(line + "\n")
             rows.append(result)
-    columns = ["measure", "name", "precision", "channels_last", "fused_bn_act", "compile", "batch", "size", "img_per_s",
+    columns = ["measure", "name", "precision", "channels_last", "fused_bn_act", "compile_model", "batch", "size", "img_per_s",
                "sec_per_iter", "peak_mem_mb"]
     print(tabulate([[row.get(c) for c in columns] for row in rows], headers=columns, floatfmt=".3f"))
     return rows

@@ -50,6 +50,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="channels_last memory layout (auto: the device policy's measured default)")
     parser.add_argument("--fused-bn-act", choices=SWITCH, default="auto",
                         help="fused BatchNorm+SiLU CPU kernel in training (auto: the device policy's measured default)")
+    parser.add_argument("--compile", choices=SWITCH, default="auto",
+                        help="torch.compile the training model (auto: the device policy's default, off)")
     parser.add_argument("--cudnn-benchmark", choices=SWITCH, default="auto",
                         help="cuDNN autotuning (auto: off, since multi-scale re-tunes at every new size)")
     parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
@@ -68,6 +70,7 @@ def process_policy(args, world_size: int):
     return build_policy(args.device, fp16=args.fp16, bf16=getattr(args, "bf16", False) or None,
                         channels_last=SWITCH[getattr(args, "channels_last", "auto")],
                         cudnn_benchmark=SWITCH[getattr(args, "cudnn_benchmark", "auto")],
+                        compile_model=SWITCH[getattr(args, "compile", "auto")],
                         fused_bn_act=SWITCH[getattr(args, "fused_bn_act", "auto")],
                         local_rank=get_local_rank(), world_size=world_size)
 

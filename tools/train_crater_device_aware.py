@@ -65,6 +65,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="mixed precision (default: on for CUDA; on MPS only if a probe in a child process passes)")
     parser.add_argument("--no-fp16", dest="fp16", action="store_const", const=False,
                         help="train in fp32 (turns the CUDA default off)")
+    parser.add_argument("--compile", action="store_const", const=True, default=None,
+                        help="torch.compile the training model (pays on long runs: the first compiles take minutes)")
     parser.add_argument("--grad-ckpt", action="store_true",
                         help="activation checkpointing of backbone and neck: less memory, their forward recomputed in backward")
     parser.add_argument("--cache-release-every", type=int, default=None,
@@ -425,7 +427,8 @@ def run_training(exp, args, policy=None) -> dict:
         from yolox.utils.dist import get_local_rank, get_world_size
 
         policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(),
-                              world_size=get_world_size(), cache_release_every=args.cache_release_every)
+                              world_size=get_world_size(), cache_release_every=args.cache_release_every,
+                              compile_model=args.compile)
     exp.device_policy = policy
     if exp.seed is not None:
         policy.seed_everything(int(exp.seed))
@@ -468,7 +471,7 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
         try:
             world = args.devices or 1
             policy = build_policy(args.device, fp16=args.fp16, world_size=world,
-                                  cache_release_every=args.cache_release_every)
+                                  cache_release_every=args.cache_release_every, compile_model=args.compile)
         except DeviceUnavailableError as error:
             raise SystemExit(str(error)) from None
     world_size = 1

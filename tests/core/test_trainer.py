@@ -246,3 +246,12 @@ def test_device_augment_trains_through_the_no_aug_switch(tiny_exp_file):
     log = open(os.path.join(trainer.file_name, "train_log.txt")).read()
     assert "--->No mosaic aug now!" in log and "total_loss: nan" not in log
     assert trainer.samples_seen == 24
+
+
+def test_trainer_trains_a_compiled_model_and_recovers_from_out_of_memory(tiny_exp_file):
+    exp = oom_exp(tiny_exp_file, OOM_ERRORS["cpu"], limit=4)
+    trainer = Trainer(exp, train_args(batch_size=4), policy=build_policy("cpu", compile_model=True))
+    trainer.train()
+    # torch.compile runs the wrapper's Python (its call log, the raise) and compiles the TinyDetector inside
+    assert trainer.model._compiled_call_impl is not None and trainer.ema_model.ema._compiled_call_impl is None
+    assert trainer.oom_recoveries == 1 and trainer.batch_size == 2 and trainer.samples_seen == 24

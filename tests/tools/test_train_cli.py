@@ -7,7 +7,7 @@ import sys
 import torch
 
 from tests.core.tiny_coco import make_tiny_coco, write_exp_file
-from tests.tools.conftest import REPO
+from tests.tools.conftest import REPO, load_tool
 
 
 def test_train_cli_trains_evaluates_and_saves(tmp_path):
@@ -33,3 +33,13 @@ def test_train_cli_trains_evaluates_and_saves(tmp_path):
                                     capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
         assert evaluation.returncode == 0, evaluation.stderr[-4000:]
     assert (out / "val_log.txt").read_text().count("AP50:95") == 3
+
+
+def test_compile_flags_reach_the_device_policy():
+    train = load_tool("train")
+    on = train.process_policy(train.make_parser().parse_args(["--device", "cpu", "--compile", "on"]), 1)
+    default = train.process_policy(train.make_parser().parse_args(["--device", "cpu"]), 1)
+    assert on.compile_model and not default.compile_model
+    crater = load_tool("train_crater_device_aware")
+    assert crater.make_parser().parse_args(["--compile"]).compile is True
+    assert crater.make_parser().parse_args([]).compile is None

@@ -90,13 +90,13 @@ EXPECTED_DEFAULTS = {
     # devices.md: pin only for CUDA; AMP off on MPS by default; one MPS device and no NCCL; channels_last and
     # compile harm MPS training; the MPS cache grows across batches; MPS has no float64.
     "cuda": dict(amp_dtype=None, grad_scaler=False, pin_memory=True, non_blocking=True, prefetch_stream=True,
-                 dist_backend="nccl", cudnn_benchmark=False, compile_allowed=True, channels_last=True,
+                 dist_backend="nccl", cudnn_benchmark=False, compile_model=False, channels_last=True,
                  cache_release_every=0, downcast_float64=False, batch_augment=True),
     "mps": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
-                dist_backend=None, cudnn_benchmark=False, compile_allowed=False, channels_last=False,
+                dist_backend=None, cudnn_benchmark=False, compile_model=False, channels_last=False,
                 cache_release_every=10, downcast_float64=True, mps_fallback=False, batch_augment=False),
     "cpu": dict(amp_dtype=None, grad_scaler=False, pin_memory=False, non_blocking=False, prefetch_stream=False,
-                dist_backend="gloo", cudnn_benchmark=False, compile_allowed=False, channels_last=True,
+                dist_backend="gloo", cudnn_benchmark=False, compile_model=False, channels_last=True,
                 cache_release_every=0, downcast_float64=False, batch_augment=False),
 }
 
@@ -250,7 +250,6 @@ def test_channels_last_and_compile_stay_off_for_mps_training(no_cuda, warnings_s
     assert not mps.channels_last and len(warnings_seen) == 1 and "30x" in warnings_seen[0]
     assert build_policy("cuda", tensors_on="cpu", channels_last=True).channels_last
     assert "measured on one H100" in build_policy("cuda", tensors_on="cpu").reasons["channels_last"]
-    assert build_policy("cpu", compile=True).compile_allowed
 
 
 def test_cudnn_flags_follow_policy(no_cuda, monkeypatch):
@@ -680,3 +679,46 @@ def test_compiled_function_falls_back_to_eager_once(no_cuda):
     assert calls == ["compiled", "eager", "eager"] and function.fell_back
     assert sum("no C compiler found" in m for m in messages) == 1
     assert CompiledOrEager(eager, lambda value: value * 10)(3) == 30
+
+
+def test_compile_model_is_asked_for_and_warned_about_on_mps(no_cuda, warnings_seen):
+    for kind in ("cuda", "mps", "cpu"):
+        policy = build_policy(kind, tensors_on="cpu", amp_probe=failing_probe)
+        assert not policy.compile_model and policy.reasons["compile_model"]
+    assert "unless asked" in build_policy("cuda", tensors_on="cpu").reasons["compile_model"]
+    assert build_policy("cpu", compile_model=True).compile_model
+    assert not warnings_seen
+    assert build_policy("mps", tensors_on="cpu", amp_probe=failing_probe, compile_model=True).compile_model
+    assert len(warnings_seen) == 1 and "Metal" in warnings_seen[0]
+
+
+def test_the_policy_compiles_a_models_declared_parts_in_place(no_cuda):
+    from yolox.models.build import build_yolox
+
+    model = build_yolox(0.33, 0.25, num_classes=1)
+    keys = list(model.state_dict())
+    assert build_policy("cpu").compile_model_parts(model) == 0 and model.backbone._compiled_call_impl is None
+    assert build_policy("cpu", compile_model=True).compile_model_parts(model) == 1
+    assert model.backbone._compiled_call_impl is not None and model.head.stems[2]._compiled_call_impl is None
+    assert model._compiled_call_impl is None and list(model.state_dict()) == keys  # checkpoints unchanged
+    plain = torch.nn.Linear(2, 2)
+    assert build_policy("cpu", compile_model=True).compile_model_parts(plain) == 1
+    assert plain._compiled_call_impl is not None
+
+
+def test_compiled_function_passes_out_of_memory_through_without_falling_back(no_cuda):
+    from yolox.utils.device.policy import CompiledOrEager
+
+    def out_of_memory(value):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    function = CompiledOrEager(lambda value: value, out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        function(1)
+    assert not function.fell_back
+
+
+def test_a_compiled_model_leaves_bn_and_silu_fusion_to_inductor(no_cuda, warnings_seen):
+    policy = build_policy("cpu", compile_model=True, fused_bn_act=True)
+    assert not policy.fused_bn_act and "Inductor" in policy.reasons["fused_bn_act"]
+    assert len(warnings_seen) == 1 and "refused" in warnings_seen[0]

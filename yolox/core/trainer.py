@@ -278,6 +278,9 @@ class Trainer:
                                       ramp_updates=getattr(self.exp, "ema_ramp_updates", RAMP_UPDATES))
             self._restore_ema()
         self.model.train()
+        compiled = self.policy.compile_model_parts(unwrap_model(self.model))  # after the EMA copy, which stays eager
+        if compiled:
+            logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
 
         self.evaluator = self.exp.get_evaluator(batch_size=self.batch_size, is_distributed=self.is_distributed)
         self.metric_writer = None

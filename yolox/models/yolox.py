@@ -33,6 +33,12 @@ class YOLOX(nn.Module):
         losses = dict(zip(LOSS_KEYS, self.head(fpn_outs, targets, x)))
         return {key: losses[key] for key in _DICT_ORDER}
 
+    def compile_parts(self) -> List[nn.Module]:
+        """The modules a device policy compiles: the backbone, whose graph depends on the input size alone. The head
+        stays eager: its loss sees label rows that vary per batch, and its per-level branches share one forward
+        code object, which torch.compile would recompile for every level and size until its recompile limit."""
+        return [self.backbone]
+
     @torch.no_grad()
     def visualize(self, x: torch.Tensor, targets: torch.Tensor, save_prefix: str = "assign_vis_") -> List[str]:
         """Save one PNG per image showing SimOTA's label assignment; returns the paths.
