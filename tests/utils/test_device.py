@@ -722,3 +722,16 @@ def test_a_compiled_model_leaves_bn_and_silu_fusion_to_inductor(no_cuda, warning
     policy = build_policy("cpu", compile_model=True, fused_bn_act=True)
     assert not policy.fused_bn_act and "Inductor" in policy.reasons["fused_bn_act"]
     assert len(warnings_seen) == 1 and "refused" in warnings_seen[0]
+
+
+def test_compile_model_is_refused_on_cuda_without_triton(no_cuda):
+    from yolox.utils.device.decisions import _Decisions, _decide_compile_model
+
+    def decided(kind, asked, triton_found):
+        out = _Decisions()
+        _decide_compile_model(out, kind, asked, triton_found)
+        return out.values["compile_model"], out.reasons["compile_model"], out.warnings
+
+    refused, reason, warnings = decided("cuda", True, triton_found=False)
+    assert not refused and "Triton" in reason and len(warnings) == 1 and "--compile refused" in warnings[0]
+    assert decided("cuda", True, triton_found=True)[0] and decided("cpu", True, triton_found=False)[0]

@@ -231,14 +231,15 @@ def _decide_fused_optimizer(out: _Decisions, kind: str, fused_optimizer: Optiona
 
 
 def _decide_compile_model(out: _Decisions, kind: str, compile_model: Optional[bool], triton_found: bool) -> None:
-    if compile_model:
+    if compile_model and kind == "cuda" and not triton_found:
+        out.set("compile_model", False, "refused: Triton is not installed, so Inductor cannot build CUDA kernels")
+        out.warn("--compile refused: Triton is not installed, so the compiled model would fail at its first step "
+                 "(pip install triton, or train without --compile)")
+    elif compile_model:
         out.set("compile_model", True, f"torch.compile of the training model asked on {kind}")
         if kind == "mps":
             out.warn("torch.compile on MPS: Inductor's Metal backend is young; compiled conv training was "
                      "reported 4-5x slower than eager")
-        elif kind == "cuda" and not triton_found:
-            out.warn("torch.compile on CUDA without Triton: Inductor cannot build its kernels, so the model "
-                     "will run eagerly after the first failed compile")
     elif compile_model is not None:
         out.set("compile_model", False, "set explicitly")
     elif kind == "mps":
