@@ -1,0 +1,80 @@
+"""The device and run flags every training command shares, and the device policy built from them.
+
+Both training commands (`tools/train.py`, `tools/train_crater_device_aware.py`) call `add_device_args` and
+`add_run_args`, so a flag means the same thing in each; the other commands take `add_device_args` alone.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+__all__ = ["SWITCH", "DEVICE_HELP", "add_device_args", "add_run_args", "policy_from_args",
+           "prepare_environment"]
+
+SWITCH = {"auto": None, "on": True, "off": False}
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)"
+
+
+def add_device_args(parser: argparse.ArgumentParser, default_device: str = "auto") -> None:
+    """--device and the device policy's switches; every switch left at auto is the policy's choice."""
+    group = parser.add_argument_group("device (each 'auto' is the device policy's logged choice)")
+    group.add_argument("--device", default=default_device, help=DEVICE_HELP)
+    group.add_argument("--fp16", dest="fp16", action="store_const", const=True, default=None,
+                       help="mixed precision (default: on for CUDA; on MPS only if a probe in a child process passes)")
+    group.add_argument("--no-fp16", dest="fp16", action="store_const", const=False,
+                       help="full fp32 (turns the CUDA default off)")
+    group.add_argument("--bf16", action="store_const", const=True, default=None,
+                       help="bfloat16 autocast, no grad scaler (where the device supports it)")
+    group.add_argument("--channels-last", choices=SWITCH, default="auto", help="channels_last memory layout")
+    group.add_argument("--fused-bn-act", choices=SWITCH, default="auto",
+                       help="fused BatchNorm+SiLU CPU kernel in training")
+    group.add_argument("--compile", choices=SWITCH, default="auto",
+                       help="torch.compile the model's backbone (the first steps at each size take minutes)")
+    group.add_argument("--cudnn-benchmark", choices=SWITCH, default="auto",
+                       help="cuDNN autotuning (auto: off, since multi-scale re-tunes at every new size)")
+    group.add_argument("--cache-release-every", type=int, default=None,
+                       help="iterations between device cache releases")
+    group.add_argument("--mps-high-watermark", type=float, default=None,
+                       help="PYTORCH_MPS_HIGH_WATERMARK_RATIO, set before torch starts (0 = no limit)")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """Experiment, checkpoint, processes, data and logging flags of a training run."""
+    group = parser.add_argument_group("run")
+    group.add_argument("-f", "--exp_file", default=None, help="experiment file")
+    group.add_argument("-expn", "--experiment-name", default=None, help="run folder name under the exp's output_dir")
+    group.add_argument("-c", "--ckpt", default=None, help="weights to start from, or the checkpoint to resume")
+    group.add_argument("--resume", action="store_true", help="resume from -c or the run's latest_ckpt.pth")
+    group.add_argument("-e", "--start_epoch", type=int, default=None, help="resume at this 1-based epoch")
+    group.add_argument("-d", "--devices", type=int, default=None, help="processes, one per GPU (CUDA)")
+    group.add_argument("--dist-backend", default=None,
+                       help="distributed backend (default: the device policy's: nccl on CUDA, gloo on CPU)")
+    group.add_argument("--dist-url", default=None, help="rendezvous URL for -d > 1 (default: a free local port)")
+    group.add_argument("--cache", nargs="?", const="ram", default=None, help="cache images: ram | disk")
+    group.add_argument("-l", "--logger", default="tensorboard", help="metric logger (tensorboard)")
+    group.add_argument("--trust-ckpt", action="store_true",
+                       help="allow checkpoints that need full unpickling (only for files you trust)")
+    group.add_argument("--strict-data", action="store_true",
+                       help="stop on a missing or corrupt image instead of skipping it (exp field strict_data)")
+    group.add_argument("opts", nargs=argparse.REMAINDER, default=None, help="KEY VALUE pairs to modify the exp")
+
+
+def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False):
+    """The device policy of this process from the flags of add_device_args; unknown devices are a UserError."""
+    from yolox.utils.device import build_policy
+
+    return build_policy(args.device, fp16=args.fp16, bf16=args.bf16,
+                        channels_last=SWITCH[args.channels_last], cudnn_benchmark=SWITCH[args.cudnn_benchmark],
+                        compile_model=SWITCH[args.compile], fused_bn_act=SWITCH[args.fused_bn_act],
+                        cache_release_every=args.cache_release_every, local_rank=local_rank,
+                        world_size=world_size, deterministic=deterministic)
+
+
+def prepare_environment(argv: Optional[List[str]] = None) -> None:
+    """Set the MPS environment variables before anything imports torch (torch reads them early)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--mps-high-watermark", type=float, default=None)
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if sys.platform == "darwin" or known.mps_high_watermark is not None:
+        from yolox.utils.mps_patch import setup_mps_environment
+
+        setup_mps_environment(high_watermark_ratio=known.mps_high_watermark)
