@@ -129,9 +129,7 @@ class TinyDetector(nn.Module):
 
 
 def _tiny_get_model(self):
-    if "model" not in self.__dict__:
-        self.model = TinyDetector(self.num_classes)
-    return self.model
+    return TinyDetector(self.num_classes)
 
 
 Exp.get_model = _tiny_get_model
@@ -169,8 +167,8 @@ class KillableTrainer(Trainer):
                        "oom_recoveries": self.oom_recoveries}, handle)
 
 
-def _killable_trainer(self, args):
-    return KillableTrainer(self, args, policy=self.device_policy)
+def _killable_trainer(self, args, policy):
+    return KillableTrainer(self, args, policy)
 
 
 Exp.get_trainer = _killable_trainer
@@ -215,9 +213,7 @@ class OutOfMemoryDetector(TinyDetector):
 
 
 def _oom_get_model(self):
-    if "model" not in self.__dict__:
-        self.model = OutOfMemoryDetector(self.num_classes)
-    return self.model
+    return OutOfMemoryDetector(self.num_classes)
 
 
 Exp.get_model = _oom_get_model
