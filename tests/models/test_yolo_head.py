@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from yolox.models import yolo_head
+from yolox.models import yolox_loss
 from yolox.models.build import build_yolox, init_yolox
 from yolox.models.yolo_head import YOLOXHead
 
@@ -71,7 +71,7 @@ def test_initialize_biases_prior():
 
 @pytest.fixture
 def recorded_losses(monkeypatch):
-    """Swap the head's compute_losses for a recorder returning distinct numbers per slot."""
+    """Swap the LOSS module's compute_losses for a recorder returning distinct numbers per slot."""
     seen = {}
 
     def fake_compute_losses(outputs, labels, x_shifts, y_shifts, expanded_strides, origin_preds, **kwargs):
@@ -79,7 +79,7 @@ def recorded_losses(monkeypatch):
                     expanded_strides=expanded_strides, origin_preds=origin_preds, **kwargs)
         return tuple(outputs.sum() * 0 + value for value in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0))
 
-    monkeypatch.setattr(yolo_head, "compute_losses", fake_compute_losses)
+    monkeypatch.setattr(yolox_loss, "compute_losses", fake_compute_losses)
     return seen
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from .assignment import CENTER_RADIUS, simota_assign
 from .losses import IOUloss
 from .network_blocks import BaseConv, conv_type
-from .yolox_loss import compute_losses
+from . import yolox_loss
 
 __all__ = ["YOLOXHead"]
 
@@ -174,7 +174,7 @@ class YOLOXHead(nn.Module):
         if labels is None:
             raise ValueError("YOLOXHead in train mode needs labels [B, max_labels, 5]")
         outputs, x_shifts, y_shifts, expanded_strides, origin_preds = self.train_outputs(xin)
-        return compute_losses(
+        return yolox_loss.compute_losses(
             outputs,
             labels,
             x_shifts,
