@@ -88,7 +88,7 @@ TINY_MODEL = '''
 import torch
 from torch import nn
 
-from yolox.models.network_blocks import BaseConv
+from yolox.models.network_blocks import BaseConv, use_fused_bn_act
 
 
 class TinyHead(nn.Module):
@@ -110,6 +110,10 @@ class TinyDetector(nn.Module):
         # YOLOX's conv block, so the trainer's BatchNorm+SiLU kernel choice applies here too
         self.backbone = BaseConv(3, 8, 3, 2)
         self.head = TinyHead(num_classes)
+
+    def use_fused_bn_act(self, enabled):
+        """The device policy's kernel choice, applied as YOLOX applies it."""
+        return use_fused_bn_act(self, enabled)
 
     def forward(self, x, targets=None):
         feats = self.head.pred(self.backbone(x / 255.0))
