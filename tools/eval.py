@@ -109,7 +109,7 @@ def main(exp, args, num_devices: int, policy: Optional[DevicePolicy] = None) -> 
         model = load_run_model(exp, args.ckpt, file_name, trust_pickle=args.trust_ckpt)
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
     evaluator = call_with_supported(exp.get_evaluator, args.batch_size, is_distributed, args.test, args.legacy,
-                                    policy=policy)
+                                    optional={"policy": policy})
     evaluator.per_class_AP = True
     evaluator.per_class_AR = True
     # the layout training evaluated in, so best_ckpt.pth gives the figure it logged

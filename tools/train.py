@@ -52,7 +52,7 @@ def main(exp, args, policy: Optional[DevicePolicy] = None) -> None:
         policy.seed_everything(exp.seed, deterministic=True)
         logger.warning("You have chosen to seed training. This will turn on the CUDNN deterministic setting, "
                        "which can slow down your training considerably!")
-    trainer = call_with_supported(exp.get_trainer, args, policy=policy)
+    trainer = call_with_supported(exp.get_trainer, args, optional={"policy": policy})
     trainer.train()
 
 

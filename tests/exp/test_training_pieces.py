@@ -142,3 +142,21 @@ def test_eval_passes_the_policy_only_to_evaluators_that_take_it():
     assert result == (0.5, 0.7, "summary") and details == {"distributed": True, "half": True}
     _, details = exp.eval(None, PolicyAwareEvaluator(), False, return_outputs=True, policy="the policy")
     assert details == {"policy": "the policy"}
+
+
+@pytest.mark.parametrize("takes_policy", [True, False])
+def test_get_evaluator_hands_testdev_and_legacy_on_and_the_policy_where_the_loader_takes_it(takes_policy):
+    exp = get_exp(None, "yolox-nano")
+    seen = {}
+
+    def upstream_loader(batch_size, is_distributed, **kwargs):
+        seen.update(kwargs)
+        return "loader"
+
+    def policy_loader(batch_size, is_distributed, policy=None, **kwargs):
+        return upstream_loader(batch_size, is_distributed, policy=policy, **kwargs)
+
+    exp.get_eval_loader = policy_loader if takes_policy else upstream_loader
+    evaluator = exp.get_evaluator(8, False, testdev=True, legacy=True, policy="the policy")
+    assert evaluator.dataloader == "loader" and evaluator.testdev
+    assert seen == {"testdev": True, "legacy": True, **({"policy": "the policy"} if takes_policy else {})}

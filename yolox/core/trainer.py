@@ -263,8 +263,8 @@ class Trainer:
         model = self.build_model()
         logger.info(f"Model Summary: {get_model_info(model, self.exp.test_size)}")
         model = self.policy.place_model(model)
-        self.optimizer = call_with_supported(self.exp.get_optimizer, self.batch_size, model=model,
-                                             policy=self.policy)
+        self.optimizer = call_with_supported(self.exp.get_optimizer, self.batch_size,
+                                             optional={"model": model, "policy": self.policy})
         model = self.resume_train(model)
         self.model = model
 
@@ -289,7 +289,7 @@ class Trainer:
             logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
 
         self.evaluator = call_with_supported(self.exp.get_evaluator, batch_size=self.batch_size,
-                                             is_distributed=self.is_distributed, policy=self.policy)
+                                             is_distributed=self.is_distributed, optional={"policy": self.policy})
         self.metric_writer = None
         if self.rank == 0:
             self.metric_writer = build_metric_writer(_arg(self.args, "logger", "tensorboard"), self.file_name)
@@ -415,8 +415,8 @@ class Trainer:
                            "beginning, so a resumed run is not sample-exact")
         self.train_loader = call_with_supported(
             self.exp.get_data_loader, batch_size=self.batch_size, is_distributed=self.is_distributed,
-            no_aug=self.mosaic_closed, cache_img=_arg(self.args, "cache"), start=self.samples_seen,
-            policy=self.policy)
+            no_aug=self.mosaic_closed, cache_img=_arg(self.args, "cache"),
+            optional={"start": self.samples_seen, "policy": self.policy})
         if self._base_dataset is None:
             self._base_dataset = getattr(self.train_loader.dataset, "_dataset", None)
         self.max_iter = len(self.train_loader)
@@ -535,7 +535,7 @@ class Trainer:
         with adjust_status(eval_model, training=False):
             (ap50_95, ap50, summary), self.last_eval_outputs = call_with_supported(
                 self.exp.eval, eval_model, self.evaluator, self.is_distributed, return_outputs=True,
-                policy=self.policy)
+                optional={"policy": self.policy})
         # unlike upstream, the first evaluation also writes best_ckpt.pth when AP is still 0, so
         # tools/eval.py and demo.py find their default checkpoint after any evaluated run
         first_best = not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))

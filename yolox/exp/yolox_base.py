@@ -317,7 +317,7 @@ class Exp(BaseExp):
     def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False,
                       policy: Optional[DevicePolicy] = None):
         loader = call_with_supported(self.get_eval_loader, batch_size, is_distributed, testdev=testdev,
-                                     legacy=legacy, policy=policy)
+                                     legacy=legacy, optional={"policy": policy})
         return COCOEvaluator(
             dataloader=loader,
             img_size=self.test_size,
@@ -332,7 +332,7 @@ class Exp(BaseExp):
              policy: Optional[DevicePolicy] = None):
         """The evaluator's results (and per-image outputs with return_outputs); upstream evaluators get no policy."""
         return call_with_supported(evaluator.evaluate, model, is_distributed, half, return_outputs=return_outputs,
-                                   policy=policy)
+                                   optional={"policy": policy})
 
 
 def exp_name_of(path: str) -> str:

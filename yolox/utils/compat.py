@@ -1,6 +1,6 @@
 """Calls into methods that users' exp files may override with upstream's narrower signatures."""
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
 __all__ = ["accepts_keyword", "call_with_supported"]
 
@@ -10,6 +10,9 @@ def accepts_keyword(fn: Callable, name: str) -> bool:
     return name in inspect.signature(fn).parameters
 
 
-def call_with_supported(fn: Callable, *args: Any, **keywords: Any) -> Any:
-    """fn(*args, **keywords) without the keywords fn does not name: an upstream-style override keeps working."""
-    return fn(*args, **{name: value for name, value in keywords.items() if accepts_keyword(fn, name)})
+def call_with_supported(fn: Callable, *args: Any, optional: Optional[Mapping[str, Any]] = None,
+                        **keywords: Any) -> Any:
+    """fn(*args, **keywords) plus those `optional` keywords that fn names: an upstream-style override, which
+    lacks the newer keywords, keeps working."""
+    supported = {name: value for name, value in (optional or {}).items() if accepts_keyword(fn, name)}
+    return fn(*args, **keywords, **supported)
