@@ -9,6 +9,10 @@ from typing import Optional
 
 from torch import nn
 
+from yolox.exp import create_exp_model
+from yolox.models.build import create_yolox_model
+from yolox.utils.device import select_device
+
 dependencies = ["torch"]
 
 WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{}"
@@ -27,9 +31,6 @@ _NAMED = {
 def _build(entry: str, pretrained: bool = True, num_classes: int = 80, device: Optional[str] = None,
            ckpt: Optional[str] = None) -> nn.Module:
     """The named model in eval mode; `ckpt` (a local .pth) is required when pretrained."""
-    from yolox.models.build import create_yolox_model
-    from yolox.utils.device import select_device
-
     name, weights_file = _NAMED[entry]
     if pretrained and (ckpt is None or not os.path.isfile(ckpt)):
         where = "no ckpt= given" if ckpt is None else f"{ckpt} not found"
@@ -51,11 +52,8 @@ yolov3 = partial(_build, "yolov3")
 
 def yolox_custom(ckpt: Optional[str] = None, exp_path: Optional[str] = None, device: Optional[str] = None) -> nn.Module:
     """The model an exp file describes, with the weights of `ckpt` when given, in eval mode."""
-    from yolox.models.build import create_yolox_model
-    from yolox.utils.device import select_device
-
+    if exp_path is None:
+        raise ValueError("yolox_custom needs exp_path, the exp file describing the model")
     if ckpt is not None and not os.path.isfile(ckpt):
         raise FileNotFoundError(f"yolox_custom: {ckpt} not found; pass the path of a local .pth file")
-    model = create_yolox_model("yolox_custom", device=select_device(device or "auto"), ckpt_path=ckpt,
-                               exp_path=exp_path)
-    return model.eval()
+    return create_exp_model(exp_path, ckpt_path=ckpt, device=select_device(device or "auto")).eval()

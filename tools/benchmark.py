@@ -149,8 +149,7 @@ def measure_step(exp, args, settings: Settings, size: int) -> Dict:
     policy = policy_for(args, settings)
     policy.configure_backends()
     model = build_model(exp, policy, train=True)
-    exp.device_policy = policy
-    optimizer = exp.get_optimizer(args.batch_size)
+    optimizer = exp.get_optimizer(args.batch_size, model=model, policy=policy)
     scaler = policy.make_grad_scaler()
     images, targets = synthetic_batch(args.batch_size, size, args.gts, exp.num_classes, policy.device)
     if policy.channels_last:
@@ -227,9 +226,10 @@ def measure_loader(exp, args, settings: Settings, size: int) -> Dict:
     from yolox.data.data_prefetcher import DataPrefetcher
 
     prepare_training_exp(exp, args, size)
-    policy = exp.device_policy = policy_for(args, settings)
+    policy = policy_for(args, settings)
     exp.resolve_device_augment(policy.batch_augment, policy.reasons["batch_augment"])
-    train_loader = exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache)
+    train_loader = exp.get_data_loader(batch_size=args.batch_size, is_distributed=False, cache_img=args.cache,
+                                       policy=policy)
     prefetcher = DataPrefetcher(train_loader, policy)
     for _ in range(args.warmup):
         prefetcher.next()

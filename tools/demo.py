@@ -20,6 +20,9 @@ from yolox.data.data_augment import ValTransform  # noqa: E402
 from yolox.data.datasets import COCO_CLASSES  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
 from yolox.utils.boxes import postprocess  # noqa: E402
+from yolox.utils.checkpoint import load_run_model  # noqa: E402
+from yolox.utils.device import build_policy  # noqa: E402
+from yolox.utils.model_utils import fuse_model, get_model_info  # noqa: E402
 
 IMAGE_EXT = (".jpg", ".jpeg", ".webp", ".bmp", ".png")
 
@@ -112,7 +115,7 @@ class Predictor:
         self.fp16 = fp16
         self.preproc = ValTransform(legacy=legacy)
         if trt_file is not None:
-            from torch2trt import TRTModule
+            from torch2trt import TRTModule  # lazy: torch2trt is optional, needed only for --trt
 
             trt_model = TRTModule()
             trt_model.load_state_dict(torch.load(trt_file, weights_only=True))
@@ -236,10 +239,6 @@ def imageflow_demo(predictor: Predictor, vis_folder: str, current_time: time.str
 
 
 def main(exp, args):
-    from yolox.utils.checkpoint import load_run_model
-    from yolox.utils.device import build_policy
-    from yolox.utils.model_utils import fuse_model, get_model_info
-
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     file_name = os.path.join(exp.output_dir, args.experiment_name)
@@ -247,7 +246,6 @@ def main(exp, args):
     if args.trt:
         args.device = "gpu"
     policy = build_policy(args.device, fp16=args.fp16)
-    exp.device_policy = policy
     logger.info(f"Args: {args}")
     exp.test_conf = args.conf
     exp.nmsthre = args.nms

@@ -3,15 +3,24 @@
 import argparse
 import os
 import sys
+from typing import Optional
 
 from loguru import logger
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
 
 from yolox.core import launch  # noqa: E402
+from yolox.core.launch import launched_by_torchrun  # noqa: E402
 from yolox.exp import get_exp  # noqa: E402
+from yolox.utils.checkpoint import load_run_model  # noqa: E402
+from yolox.utils.device import DevicePolicy, build_policy, device_count  # noqa: E402
+from yolox.utils.dist import get_local_rank, get_rank, get_world_size  # noqa: E402
+from yolox.utils.compat import call_with_supported  # noqa: E402
+from yolox.utils.logger import setup_logger  # noqa: E402
+from yolox.utils.model_utils import fuse_model, get_model_info  # noqa: E402
 from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
 
 
@@ -73,19 +82,12 @@ def load_trt_decoder(model, file_name: str, args, policy, is_distributed: bool):
 
 
 @logger.catch(reraise=True, exclude=UserError)
-def main(exp, args, num_devices: int) -> None:
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from yolox.utils.checkpoint import load_run_model
-    from yolox.utils.device import build_policy
-    from yolox.utils.dist import get_local_rank, get_rank, get_world_size
-    from yolox.utils.logger import setup_logger
-    from yolox.utils.model_utils import fuse_model, get_model_info
-
+def main(exp, args, num_devices: int, policy: Optional[DevicePolicy] = None) -> None:
+    """Evaluate in this process; `policy` is the one the command built when it runs in place, else built here."""
     world_size = get_world_size()
     is_distributed = world_size > 1
-    policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(), world_size=world_size)
-    exp.device_policy = policy
+    if policy is None:
+        policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(), world_size=world_size)
     if args.seed is not None:
         policy.seed_everything(args.seed, deterministic=True)
         logger.warning("You have turned on seeded evaluation: deterministic kernels may slow it down.")
@@ -106,7 +108,8 @@ def main(exp, args, num_devices: int) -> None:
     else:
         model = load_run_model(exp, args.ckpt, file_name, trust_pickle=args.trust_ckpt)
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
-    evaluator = exp.get_evaluator(args.batch_size, is_distributed, args.test, args.legacy)
+    evaluator = call_with_supported(exp.get_evaluator, args.batch_size, is_distributed, args.test, args.legacy,
+                                    optional={"policy": policy})
     evaluator.per_class_AP = True
     evaluator.per_class_AR = True
     # the layout training evaluated in, so best_ckpt.pth gives the figure it logged
@@ -126,8 +129,6 @@ def main(exp, args, num_devices: int) -> None:
 
 
 def run(argv=None) -> None:
-    from yolox.utils.device import DeviceUnavailableError, build_policy, device_count
-
     configure_module()
     args = make_parser().parse_args(argv)
     exp = get_exp(args.exp_file, args.name)
@@ -135,18 +136,18 @@ def run(argv=None) -> None:
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     num_devices = args.devices if args.devices is not None else 1
-    try:
-        policy = build_policy(args.device, world_size=num_devices)
-    except DeviceUnavailableError as error:
-        raise SystemExit(str(error)) from None
+    policy = build_policy(args.device, fp16=args.fp16, world_size=num_devices)
     if policy.kind == "cuda" and num_devices > device_count("cuda"):
         raise SystemExit(f"-d {num_devices} asks for more CUDA devices than the {device_count('cuda')} visible")
     if num_devices > 1:  # before the workers start, so their thread pools and NCCL see it
         configure_omp()
         if (args.dist_backend or policy.dist_backend) == "nccl":
             configure_nccl()
+    # one process evaluates with the policy built here; each of several processes builds its own for its rank
+    in_place = num_devices * args.num_machines == 1 and not launched_by_torchrun()
     launch(main, num_devices, args.num_machines, args.machine_rank, backend=args.dist_backend or policy.dist_backend,
-           dist_url="auto" if args.dist_url is None else args.dist_url, args=(exp, args, num_devices))
+           dist_url="auto" if args.dist_url is None else args.dist_url,
+           args=(exp, args, num_devices, policy if in_place else None))
 
 
 if __name__ == "__main__":

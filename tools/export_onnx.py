@@ -14,6 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
 
 from yolox.exp import get_exp  # noqa: E402
+from yolox.models.network_blocks import SiLU  # noqa: E402
+from yolox.utils.checkpoint import load_run_model  # noqa: E402
+from yolox.utils.model_utils import replace_module  # noqa: E402
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -45,10 +48,6 @@ def require_module(name: str, why: str) -> None:
 
 def export(exp, args) -> str:
     """Trace the model with a [batch, 3, test_h, test_w] input and write args.output_name."""
-    from yolox.models.network_blocks import SiLU
-    from yolox.utils.checkpoint import load_run_model
-    from yolox.utils.model_utils import replace_module
-
     if args.device != "cpu":
         raise SystemExit(f"--device {args.device}: ONNX export traces on the CPU; use --device cpu")
     if not args.experiment_name:
@@ -71,8 +70,8 @@ def export(exp, args) -> str:
 
 def simplify(path: str) -> None:
     require_module("onnxsim", "ONNX simplification (skip it with --no-onnxsim)")
-    import onnx
-    from onnxsim import simplify as onnx_simplify
+    import onnx  # lazy: onnx and onnxsim are optional, needed only for export
+    from onnxsim import simplify as onnx_simplify  # lazy: see above
 
     simplified, ok = onnx_simplify(onnx.load(path))
     if not ok:

@@ -203,7 +203,7 @@ def build_exp(args):
 
 
 def prepare_model(exp, grad_ckpt: bool):
-    """The exp's (cached) model, checkpointed when asked."""
+    """A new model of the exp, checkpointed when asked."""
     from loguru import logger
 
     from yolox.models.grad_ckpt import enable_grad_checkpointing
@@ -261,9 +261,7 @@ def apply_scratch_model(exp, overridden: set) -> Dict[str, str]:
     if "p2_head" in overridden:
         return {}
     choice = scratch_p2_head(bool(exp.p2_head))
-    if choice.value != exp.p2_head:
-        exp.p2_head = choice.value
-        exp.__dict__.pop("model", None)
+    exp.p2_head = choice.value
     return {"p2_head": choice.reason}
 
 
@@ -353,10 +351,13 @@ def make_trainer_class():
     from yolox.core import Trainer
 
     class CraterTrainer(Trainer):
-        def __init__(self, exp, args, policy=None):
+        def __init__(self, exp, args, policy):
             super().__init__(exp, args, policy)
             self.loss_history: List[dict] = []
             self.ap_history: List[dict] = []
+
+        def build_model(self):
+            return prepare_model(self.exp, self.args.grad_ckpt)
 
         def before_epoch(self) -> None:
             self.epoch_started = (time.time(), self.samples_seen)
@@ -377,8 +378,8 @@ def make_trainer_class():
 
         def evaluate_and_save_model(self) -> None:
             super().evaluate_and_save_model()
-            ap50_95, ap50 = self.exp.last_eval[:2]
-            self.ap_history.append({"epoch": self.epoch + 1, "AP50": ap50, "AP50:95": ap50_95})
+            latest = self.eval_history[-1]
+            self.ap_history.append({key: latest[key] for key in ("epoch", "AP50", "AP50:95")})
 
     return CraterTrainer
 
@@ -398,7 +399,7 @@ def save_plots(trainer, exp) -> List[str]:
                                                 os.path.join(trainer.file_name, "curves.png"), exp.exp_name)))
     except MissingExtra as missing:
         logger.warning(f"curves.png skipped: {missing}")
-    outputs = exp.last_eval_outputs or {}
+    outputs = trainer.last_eval_outputs
     dataset = trainer.evaluator.dataloader.dataset
     images, predictions, truths = [], [], []
     for index, image_id in enumerate(dataset.ids[:12]):
@@ -429,10 +430,8 @@ def run_training(exp, args, policy=None) -> dict:
         policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(),
                               world_size=get_world_size(), cache_release_every=args.cache_release_every,
                               compile_model=args.compile)
-    exp.device_policy = policy
     if exp.seed is not None:
-        policy.seed_everything(int(exp.seed))
-    prepare_model(exp, args.grad_ckpt)
+        policy.seed_everything(int(exp.seed))     # the trainer builds the model next: the same initial weights
     trainer = make_trainer_class()(exp, args, policy)
     trainer.train()
     if get_rank() != 0:
@@ -481,9 +480,8 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
         else:
             logger.warning(f"-d {args.devices} ignored: one process on {policy.kind} "
                            f"({policy.reasons['dist_backend']})")
-    exp.device_policy = policy
     if exp.seed is not None:
-        policy.seed_everything(int(exp.seed))     # before the model is built: the same initial weights
+        policy.seed_everything(int(exp.seed))
     exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
     label_stats = train_label_stats(exp)
     overridden = opts_keys(args.opts)
@@ -499,8 +497,6 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
 
     started = time.time()
     if world_size > 1:
-        exp.device_policy = None
-        exp.__dict__.pop("model", None)      # each GPU process builds its own
         policy.release_cache()
         launch(run_training, world_size, backend=policy.dist_backend,
                dist_url=args.dist_url or "auto", args=(exp, args))

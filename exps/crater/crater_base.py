@@ -14,6 +14,7 @@ from torch import nn
 from yolox.data.data_augment import random_affine
 from yolox.exp import Exp
 from yolox.exp.yolox_base import split_param_groups
+from yolox.utils.device import DevicePolicy
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -104,48 +105,43 @@ class CraterExp(Exp):
 
         # evaluation keeps no activations for backward: None means twice the training batch
         self.eval_batch_size: Optional[int] = None
-        # the latest evaluation ((AP50:95, AP50, summary), {image id: detections}), for plots
-        self.last_eval = None
-        self.last_eval_outputs = None
 
     def get_model(self) -> nn.Module:
-        """The detector with num_classes taken from the data when the data folder exists."""
+        """A new detector, with num_classes taken from the data when the data folder exists."""
         from yolox.data.datasets import count_classes
         from yolox.models.build import build_yolox, init_yolox
 
-        if "model" not in self.__dict__:
-            if self.num_classes_from_data and self.data_dir and os.path.isdir(self.data_dir):
-                self.num_classes = count_classes(self.data_dir, self.data_format, self.train_ann)
-            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
-                                     depthwise=self.depthwise, p2=self.p2_head)
-        init_yolox(self.model)
-        self.model.head.center_radius = float(self.center_radius)
-        self.model.train()
-        return self.model
+        if self.num_classes_from_data and self.data_dir and os.path.isdir(self.data_dir):
+            self.num_classes = count_classes(self.data_dir, self.data_format, self.train_ann)
+        model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
+                            depthwise=self.depthwise, p2=self.p2_head)
+        init_yolox(model)
+        model.head.center_radius = float(self.center_radius)
+        return model.train()
 
-    def get_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
-        """Upstream's SGD, or AdamW over the same groups (no decay on BN weights and biases); cached."""
+    def get_optimizer(self, batch_size: int, model: Optional[nn.Module] = None,
+                      policy: Optional[DevicePolicy] = None) -> torch.optim.Optimizer:
+        """Upstream's SGD, or AdamW over the same groups (no decay on BN weights and biases); a new one each call."""
         if self.optimizer_type not in OPTIMIZERS:
             raise ValueError(f"optimizer_type {self.optimizer_type!r} is not one of {OPTIMIZERS}: fix the exp "
                              "or the `optimizer_type` override")
-        if self.optimizer_type == "sgd" or "optimizer" in self.__dict__:
-            return super().get_optimizer(batch_size)
+        if self.optimizer_type == "sgd":
+            return super().get_optimizer(batch_size, model=model, policy=policy)
         lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
-        bn_weights, weights, biases = split_param_groups(self.model)
+        bn_weights, weights, biases = split_param_groups(self.optimized_model(model))
         optimizer = torch.optim.AdamW(bn_weights, lr=lr, betas=(self.momentum, 0.999), weight_decay=0.0,
-                                      **self.optimizer_options())
+                                      **self.optimizer_options(policy))
         optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
         optimizer.add_param_group({"params": biases})
-        self.optimizer = optimizer
-        return self.optimizer
+        return optimizer
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
-                        cache_img: Optional[str] = None, start: int = 0):
+                        cache_img: Optional[str] = None, start: int = 0, policy: Optional[DevicePolicy] = None):
         if self.device_augment and self.no_aug_scale is not None:
             raise ValueError("no_aug_scale works on the per-image pipeline only: set device_augment False "
                              "or drop the no_aug_scale override")
         loader = super().get_data_loader(batch_size, is_distributed, no_aug=no_aug, cache_img=cache_img,
-                                         start=start)
+                                         start=start, policy=policy)
         if loader.batch_transform is not None:  # device augmentation: the batch config carries the flips
             return loader
         transform = loader.dataset.preproc
@@ -167,11 +163,7 @@ class CraterExp(Exp):
         return replace(super().batch_augment_config(), vflip_prob=self.vflip_prob,
                        transpose_prob=self.transpose_prob)
 
-    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False):
+    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False,
+                      policy: Optional[DevicePolicy] = None):
         eval_batch = self.eval_batch_size if self.eval_batch_size else 2 * batch_size
-        return super().get_evaluator(eval_batch, is_distributed, testdev=testdev, legacy=legacy)
-
-    def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False):
-        results, outputs = super().eval(model, evaluator, is_distributed, half, return_outputs=True)
-        self.last_eval, self.last_eval_outputs = results, outputs
-        return (results, outputs) if return_outputs else results
+        return super().get_evaluator(eval_batch, is_distributed, testdev=testdev, legacy=legacy, policy=policy)

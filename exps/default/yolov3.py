@@ -3,6 +3,7 @@ from torch import nn
 
 from yolox.exp import Exp as BaseYOLOXExp
 from yolox.exp.yolox_base import exp_name_of
+from yolox.models.build import build_yolov3, init_yolox
 
 
 class Exp(BaseYOLOXExp):
@@ -13,8 +14,4 @@ class Exp(BaseYOLOXExp):
         self.exp_name = exp_name_of(__file__)
 
     def get_model(self, sublinear: bool = False) -> nn.Module:
-        from yolox.models.build import build_yolov3, init_yolox
-
-        if "model" not in self.__dict__:
-            self.model = build_yolov3(self.num_classes)
-        return init_yolox(self.model)
+        return init_yolox(build_yolov3(self.num_classes))

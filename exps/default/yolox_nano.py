@@ -3,6 +3,7 @@ from torch import nn
 
 from yolox.exp import Exp as BaseYOLOXExp
 from yolox.exp.yolox_base import exp_name_of
+from yolox.models.build import build_yolox, init_yolox
 
 
 class Exp(BaseYOLOXExp):
@@ -19,10 +20,6 @@ class Exp(BaseYOLOXExp):
         self.exp_name = exp_name_of(__file__)
 
     def get_model(self, sublinear: bool = False) -> nn.Module:
-        """Depthwise PAFPN and head; like upstream's nano, the train/eval mode is left as it is."""
-        from yolox.models.build import build_yolox, init_yolox
-
-        if "model" not in self.__dict__:
-            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
-                                     depthwise=True, p2=self.p2_head)
-        return init_yolox(self.model)
+        """A new depthwise PAFPN and head (a new module is in train mode)."""
+        return init_yolox(build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
+                                      depthwise=True, p2=self.p2_head))

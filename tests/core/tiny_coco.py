@@ -88,7 +88,7 @@ TINY_MODEL = '''
 import torch
 from torch import nn
 
-from yolox.models.network_blocks import BaseConv
+from yolox.models.network_blocks import BaseConv, use_fused_bn_act
 
 
 class TinyHead(nn.Module):
@@ -111,6 +111,10 @@ class TinyDetector(nn.Module):
         self.backbone = BaseConv(3, 8, 3, 2)
         self.head = TinyHead(num_classes)
 
+    def use_fused_bn_act(self, enabled):
+        """The device policy's kernel choice, applied as YOLOX applies it."""
+        return use_fused_bn_act(self, enabled)
+
     def forward(self, x, targets=None):
         feats = self.head.pred(self.backbone(x / 255.0))
         if not self.training:
@@ -129,9 +133,7 @@ class TinyDetector(nn.Module):
 
 
 def _tiny_get_model(self):
-    if "model" not in self.__dict__:
-        self.model = TinyDetector(self.num_classes)
-    return self.model
+    return TinyDetector(self.num_classes)
 
 
 Exp.get_model = _tiny_get_model
@@ -169,8 +171,8 @@ class KillableTrainer(Trainer):
                        "oom_recoveries": self.oom_recoveries}, handle)
 
 
-def _killable_trainer(self, args):
-    return KillableTrainer(self, args, policy=self.device_policy)
+def _killable_trainer(self, args, policy):
+    return KillableTrainer(self, args, policy)
 
 
 Exp.get_trainer = _killable_trainer
@@ -215,9 +217,7 @@ class OutOfMemoryDetector(TinyDetector):
 
 
 def _oom_get_model(self):
-    if "model" not in self.__dict__:
-        self.model = OutOfMemoryDetector(self.num_classes)
-    return self.model
+    return OutOfMemoryDetector(self.num_classes)
 
 
 Exp.get_model = _oom_get_model

@@ -17,8 +17,7 @@ def tiny_exp(**overrides):
 
 def test_adamw_has_no_decay_on_bn_weights_and_biases():
     exp = tiny_exp(optimizer_type="adamw", weight_decay="0.05")
-    exp.get_model()
-    optimizer = exp.get_optimizer(8)
+    optimizer = exp.get_optimizer(8, model=exp.get_model())
     assert isinstance(optimizer, torch.optim.AdamW)
     assert [group["weight_decay"] for group in optimizer.param_groups] == [0.0, 0.05, 0.0]
     assert optimizer.param_groups[0]["betas"] == (exp.momentum, 0.999)
@@ -26,12 +25,10 @@ def test_adamw_has_no_decay_on_bn_weights_and_biases():
 
 def test_sgd_stays_the_default_and_an_unknown_optimizer_is_a_clear_error():
     exp = tiny_exp()
-    exp.get_model()
-    assert isinstance(exp.get_optimizer(8), torch.optim.SGD)
+    assert isinstance(exp.get_optimizer(8, model=exp.get_model()), torch.optim.SGD)
     wrong = tiny_exp(optimizer_type="lion")
-    wrong.get_model()
     with pytest.raises(ValueError, match="optimizer_type 'lion'"):
-        wrong.get_optimizer(8)
+        wrong.get_optimizer(8, model=wrong.get_model())
 
 
 def test_center_radius_reaches_the_head():

@@ -110,10 +110,10 @@ def test_plots_without_matplotlib_skip_the_curves_with_a_hint(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # an import of it now raises ImportError
     dataset = SimpleNamespace(ids=[])
     trainer = SimpleNamespace(loss_history=[{"iteration": 1, "total_loss": 3.0}], ap_history=[],
-                              file_name=str(tmp_path), evaluator=SimpleNamespace(
+                              last_eval_outputs={}, file_name=str(tmp_path), evaluator=SimpleNamespace(
                                   dataloader=SimpleNamespace(dataset=dataset)))
     with loguru_messages("WARNING") as warnings:
-        written = load_script().save_plots(trainer, SimpleNamespace(exp_name="demo", last_eval_outputs={}))
+        written = load_script().save_plots(trainer, SimpleNamespace(exp_name="demo"))
     assert written == []
     assert warnings == ['curves.png skipped: the training-curves PNG needs matplotlib, which is not installed: '
                         'pip install matplotlib  (or pip install -e ".[plots]")']

@@ -77,6 +77,5 @@ def test_train_loader_is_reproducible_with_a_seed(crater_exp):
 def test_loaders_take_settings_from_the_policy(crater_exp):
     crater_exp.data_num_workers = 4
     assert crater_exp.loader_kwargs() == {"num_workers": 4, "pin_memory": False}
-    crater_exp.device_policy = build_policy("cpu", num_workers=0)
-    loader = crater_exp.get_eval_loader(batch_size=8, is_distributed=False)
+    loader = crater_exp.get_eval_loader(batch_size=8, is_distributed=False, policy=build_policy("cpu", num_workers=0))
     assert loader.num_workers == 0 and loader.pin_memory is False

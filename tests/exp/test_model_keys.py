@@ -31,15 +31,16 @@ def test_state_dict_matches_upstream(entry, reference_keys):
     assert built == reference_keys[entry]
 
 
-def test_get_model_is_cached_and_reinitialised():
+def test_get_model_builds_a_new_initialised_model_at_each_call():
     exp = get_exp(None, "yolox-nano")
-    model = exp.get_model()
-    obj_bias = model.head.obj_preds[0].bias
+    trained = exp.get_model()
     with torch.no_grad():
-        obj_bias.fill_(3.0)
-    assert exp.get_model() is model
-    # Upstream re-applies the prior bias on every call: -log((1 - 0.01) / 0.01).
-    assert torch.allclose(model.head.obj_preds[0].bias, torch.full_like(obj_bias, -4.59512), atol=1e-4)
+        trained.head.obj_preds[0].bias.fill_(3.0)
+    model = exp.get_model()
+    assert model is not trained and "model" not in vars(exp)  # the trainer owns the model, not the exp
+    # upstream's prior bias: -log((1 - 0.01) / 0.01)
+    obj_bias = model.head.obj_preds[0].bias
+    assert torch.allclose(obj_bias, torch.full_like(obj_bias, -4.59512), atol=1e-4)
     batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert batch_norms and all(m.eps == 1e-3 and m.momentum == 0.03 for m in batch_norms)
 

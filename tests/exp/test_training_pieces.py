@@ -11,22 +11,33 @@ from yolox.exp import get_exp
 def yolox_s_optimizer():
     exp = get_exp(None, "yolox-s")
     with torch.device("meta"):  # group membership only: skip the weight init cost
-        exp.get_model()
-    return exp, exp.get_optimizer(64)
+        model = exp.get_model()
+    return model, exp.get_optimizer(64, model=model)
 
 
 def test_optimizer_groups_yolox_s(yolox_s_optimizer):
-    exp, optimizer = yolox_s_optimizer
+    model, optimizer = yolox_s_optimizer
     groups = optimizer.param_groups
     assert [len(group["params"]) for group in groups] == [74, 83, 83]
     assert [group["weight_decay"] for group in groups] == [0, 5e-4, 0]
     assert all(group["nesterov"] and group["momentum"] == 0.9 for group in groups)
     assert all(group["lr"] == 0 for group in groups)  # warmup starts from warmup_lr
     ids = [id(p) for group in groups for p in group["params"]]
-    assert sorted(ids) == sorted(id(p) for p in exp.model.parameters())
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
     assert all(p.dim() == 1 for p in groups[0]["params"] + groups[2]["params"])
     assert all(p.dim() == 4 for p in groups[1]["params"])
-    assert exp.get_optimizer(64) is optimizer
+
+
+def test_each_call_builds_a_new_model_and_optimizer_and_upstream_exps_keep_theirs():
+    exp = get_exp(None, "yolox-nano")
+    model = exp.get_model()
+    assert exp.get_model() is not model and "model" not in vars(exp)
+    assert exp.get_optimizer(8, model=model) is not exp.get_optimizer(8, model=model)
+    with pytest.raises(TypeError, match="model=model"):
+        exp.get_optimizer(8)
+    exp.model = model  # an upstream-style exp caches its model in get_model
+    assert exp.get_optimizer(8).param_groups[0]["params"][0] is next(iter(exp.get_optimizer(8, model=model)
+                                                                        .param_groups[0]["params"]))
 
 
 @pytest.mark.parametrize("exp_file,optimizer_type", [(None, "sgd"), ("exps/crater/yolox_nano_crater.py", "adamw")])
@@ -35,14 +46,11 @@ def test_optimizer_is_fused_when_the_device_policy_says(exp_file, optimizer_type
 
     exp = get_exp(exp_file, "yolox-nano")
     exp.optimizer_type = optimizer_type
-    exp.get_model()
-    exp.device_policy = build_policy("cpu", fused_optimizer=True)
-    optimizer = exp.get_optimizer(8)
+    model = exp.get_model()
+    optimizer = exp.get_optimizer(8, model=model, policy=build_policy("cpu", fused_optimizer=True))
     assert optimizer.defaults["fused"] and optimizer._step_supports_amp_scaling
     assert type(optimizer).__name__.lower() == optimizer_type
-    del exp.optimizer
-    exp.device_policy = build_policy("cpu")
-    assert not exp.get_optimizer(8).defaults["fused"]
+    assert not exp.get_optimizer(8, model=model, policy=build_policy("cpu")).defaults["fused"]
 
 
 @pytest.mark.parametrize("exp_file,optimizer_type", [(None, "sgd"), ("exps/crater/yolox_nano_crater.py", "adamw")])
@@ -53,17 +61,16 @@ def test_fused_optimizer_survives_a_skipped_first_step_and_matches_the_foreach_o
         torch.manual_seed(0)
         exp = get_exp(exp_file, "yolox-nano")
         exp.optimizer_type, exp.warmup_epochs = optimizer_type, 0
-        exp.model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
-        exp.device_policy = build_policy("cpu", fused_optimizer=fused)
-        optimizer = exp.get_optimizer(8)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+        optimizer = exp.get_optimizer(8, model=model, policy=build_policy("cpu", fused_optimizer=fused))
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
         for step in range(4):
             optimizer.zero_grad()
-            loss = exp.model(torch.ones(2, 3, 5, 5)).square().sum() * (1e36 if step == 0 else 1.0)
+            loss = model(torch.ones(2, 3, 5, 5)).square().sum() * (1e36 if step == 0 else 1.0)
             scaler.scale(loss).backward()  # the first step overflows: the scaler skips it
             scaler.step(optimizer)
             scaler.update()
-        return torch.cat([param.detach().flatten() for param in exp.model.parameters()])
+        return torch.cat([param.detach().flatten() for param in model.parameters()])
 
     fused = train(True)
     assert torch.isfinite(fused).all()
@@ -73,8 +80,7 @@ def test_fused_optimizer_survives_a_skipped_first_step_and_matches_the_foreach_o
 def test_optimizer_lr_without_warmup():
     exp = get_exp(None, "yolox-nano")
     exp.warmup_epochs = 0
-    exp.get_model()
-    assert exp.get_optimizer(32).param_groups[0]["lr"] == pytest.approx(0.01 / 64 * 32)
+    assert exp.get_optimizer(32, model=exp.get_model()).param_groups[0]["lr"] == pytest.approx(0.01 / 64 * 32)
 
 
 def test_lr_scheduler_uses_exp_settings():
@@ -131,8 +137,26 @@ class PolicyAwareEvaluator:
 
 def test_eval_passes_the_policy_only_to_evaluators_that_take_it():
     exp = get_exp(None, "yolox-nano")
-    exp.device_policy = "the policy"
-    result, details = exp.eval(None, UpstreamStyleEvaluator(), True, half=True, return_outputs=True)
+    result, details = exp.eval(None, UpstreamStyleEvaluator(), True, half=True, return_outputs=True,
+                               policy="the policy")
     assert result == (0.5, 0.7, "summary") and details == {"distributed": True, "half": True}
-    _, details = exp.eval(None, PolicyAwareEvaluator(), False, return_outputs=True)
+    _, details = exp.eval(None, PolicyAwareEvaluator(), False, return_outputs=True, policy="the policy")
     assert details == {"policy": "the policy"}
+
+
+@pytest.mark.parametrize("takes_policy", [True, False])
+def test_get_evaluator_hands_testdev_and_legacy_on_and_the_policy_where_the_loader_takes_it(takes_policy):
+    exp = get_exp(None, "yolox-nano")
+    seen = {}
+
+    def upstream_loader(batch_size, is_distributed, **kwargs):
+        seen.update(kwargs)
+        return "loader"
+
+    def policy_loader(batch_size, is_distributed, policy=None, **kwargs):
+        return upstream_loader(batch_size, is_distributed, policy=policy, **kwargs)
+
+    exp.get_eval_loader = policy_loader if takes_policy else upstream_loader
+    evaluator = exp.get_evaluator(8, False, testdev=True, legacy=True, policy="the policy")
+    assert evaluator.dataloader == "loader" and evaluator.testdev
+    assert seen == {"testdev": True, "legacy": True, **({"policy": "the policy"} if takes_policy else {})}

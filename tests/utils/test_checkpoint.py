@@ -132,14 +132,15 @@ def test_exp_takes_the_checkpoints_stride_4_layout_before_building(tmp_path, tra
     trainer_exp = get_exp(nano_exp)
     trainer_exp.p2_head = trained_with_p2
     path = tmp_path / "best_ckpt.pth"
-    torch.save({"model": trainer_exp.get_model().state_dict()}, path)
+    trained = trainer_exp.get_model()
+    torch.save({"model": trained.state_dict()}, path)
     exp = get_exp(nano_exp)
     exp.p2_head = not trained_with_p2
     exp.get_model()
     loaded = load_exp_model(exp, path)
     assert exp.p2_head == trained_with_p2
     assert loaded.backbone.p2 == trained_with_p2
-    for key, value in trainer_exp.model.state_dict().items():
+    for key, value in trained.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
 
 

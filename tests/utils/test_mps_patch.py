@@ -18,7 +18,7 @@ def trainer_like_upstream():
     """The attributes an upstream YOLOX Trainer derives from CUDA at construction, plus a built model."""
     trainer = argparse.Namespace(
         args=argparse.Namespace(fp16=True, device="mps"),
-        exp=argparse.Namespace(device_policy=None, data_num_workers=8),
+        exp=argparse.Namespace(data_num_workers=8),
         amp_training=True,
         scaler=object(),
         device="cuda:0",
@@ -31,13 +31,13 @@ def trainer_like_upstream():
 def test_patch_trainer_applies_the_mps_policy(no_cuda, warnings_seen):  # noqa: F811
     trainer = trainer_like_upstream()
     policy = mps_patch.patch_trainer_for_mps(trainer, tensors_on="cpu", amp_probe=failing_probe)
-    assert policy.kind == "mps" and trainer.policy is policy and trainer.exp.device_policy is policy
+    assert policy.kind == "mps" and trainer.policy is policy and not hasattr(trainer.exp, "device_policy")
     assert trainer.amp_training is False and trainer.args.fp16 is False
     assert trainer.data_type == torch.float32
     assert not trainer.scaler.is_enabled()
     assert trainer.device == "cpu"
     assert trainer.model.weight.dtype == torch.float32
-    assert trainer.exp.device_policy.loader_kwargs(trainer.exp.data_num_workers)["pin_memory"] is False
+    assert trainer.policy.loader_kwargs(trainer.exp.data_num_workers)["pin_memory"] is False
     assert len(warnings_seen) == 1 and "fp16" in warnings_seen[0]
 
 
@@ -136,9 +136,9 @@ def real_trainer(tmp_path):
 def test_real_trainer_takes_the_mps_policy(no_cuda, tmp_path):  # noqa: F811
     trainer = real_trainer(tmp_path)
     policy = mps_patch.patch_trainer_for_mps(trainer, tensors_on="cpu", amp_probe=failing_probe)
-    assert trainer.policy is policy and trainer.exp.device_policy is policy and trainer.device == policy.device
+    assert trainer.policy is policy and trainer.device == policy.device
     assert not trainer.amp_training and not trainer.scaler.is_enabled() and trainer.data_type == torch.float32
-    assert trainer.exp.device_policy.loader_kwargs(4)["pin_memory"] is False
+    assert trainer.exp.loader_kwargs(trainer.policy)["pin_memory"] is False
 
 
 @pytest.mark.slow

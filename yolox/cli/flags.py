@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import List, Optional
 
+from yolox.utils.mps_patch import setup_mps_environment
+
 __all__ = ["SWITCH", "DEVICE_HELP", "add_device_args", "add_run_args", "policy_from_args",
            "prepare_environment"]
 
@@ -60,7 +62,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 
 def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False):
     """The device policy of this process from the flags of add_device_args; unknown devices are a UserError."""
-    from yolox.utils.device import build_policy
+    from yolox.utils.device import build_policy  # lazy: it imports torch, which must start after prepare_environment
 
     return build_policy(args.device, fp16=args.fp16, bf16=args.bf16,
                         channels_last=SWITCH[args.channels_last], cudnn_benchmark=SWITCH[args.cudnn_benchmark],
@@ -75,6 +77,4 @@ def prepare_environment(argv: Optional[List[str]] = None) -> None:
     pre.add_argument("--mps-high-watermark", type=float, default=None)
     known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
     if sys.platform == "darwin" or known.mps_high_watermark is not None:
-        from yolox.utils.mps_patch import setup_mps_environment
-
         setup_mps_environment(high_watermark_ratio=known.mps_high_watermark)

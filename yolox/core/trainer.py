@@ -1,6 +1,5 @@
 """Training loop: upstream YOLOX's lifecycle, with every device action asked of the device policy."""
 import datetime
-import inspect
 import math
 import os
 import random
@@ -11,15 +10,20 @@ import numpy as np
 import torch
 from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch import nn
 from torch.profiler import record_function
 
 from yolox.data.data_prefetcher import DataPrefetcher
 from yolox.utils.allreduce_norm import all_reduce_norm
+from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt, save_checkpoint
+from yolox.utils.compat import accepts_keyword, call_with_supported
+from yolox.utils.device import DevicePolicy
 from yolox.utils.dist import average_gradients, get_local_rank, get_rank, get_world_size, ranks_where, synchronize
 from yolox.utils.ema import RAMP_UPDATES, ModelEMA, unwrap_model
 from yolox.utils.eval_history import append_eval, reset_eval_history
 from yolox.utils.logger import build_metric_writer, setup_logger
-from yolox.utils.metric import MeterBuffer
+from yolox.utils.metric import MeterBuffer, occupy_mem
+from yolox.utils.model_utils import adjust_status, get_model_info
 from yolox.utils.progress import terminal_bar
 
 __all__ = ["Trainer", "TrainingOutOfMemory", "RanksOutOfMemory"]
@@ -80,9 +84,14 @@ def restore_rng_states(states: Dict[str, Any], policy) -> None:
 
 
 class Trainer:
-    """Runs one training job of `exp` with the CLI namespace `args` on `policy`'s device."""
+    """Runs one training job of `exp` with the CLI namespace `args` on `policy`'s device.
 
-    def __init__(self, exp, args, policy=None):
+    The trainer owns what it trains: the model (built by `build_model`), its optimizer and EMA. Each evaluation
+    adds a row to `eval_history` (epoch, AP50, AP50:95, best, ...) and leaves its per-image detections in
+    `last_eval_outputs`.
+    """
+
+    def __init__(self, exp, args, policy: DevicePolicy):
         self.exp = exp
         self.args = args
         self.world_size = get_world_size()
@@ -90,13 +99,10 @@ class Trainer:
         self.epoch_bar = None
         self.local_rank = get_local_rank()
         self.is_distributed = self.world_size > 1
-        if policy is None:
-            from yolox.utils.device import build_policy
-            policy = build_policy(_arg(args, "device", "auto") or "auto", fp16=bool(_arg(args, "fp16", False)),
-                                  local_rank=self.local_rank, world_size=self.world_size)
         self.policy = policy
-        exp.device_policy = policy
         self.device = policy.device
+        self.eval_history: List[Dict[str, Any]] = []
+        self.last_eval_outputs: Dict[int, dict] = {}
 
         self.max_epoch = exp.max_epoch
         self.amp_training = policy.amp_dtype is not None
@@ -254,10 +260,11 @@ class Trainer:
         self.policy.set_current_device()
         self.policy.configure_backends()
 
-        model = self.exp.get_model()
-        logger.info(f"Model Summary: {_model_info(model, self.exp.test_size)}")
+        model = self.build_model()
+        logger.info(f"Model Summary: {get_model_info(model, self.exp.test_size)}")
         model = self.policy.place_model(model)
-        self.optimizer = self.exp.get_optimizer(self.batch_size)
+        self.optimizer = call_with_supported(self.exp.get_optimizer, self.batch_size,
+                                             optional={"model": model, "policy": self.policy})
         model = self.resume_train(model)
         self.model = model
 
@@ -268,7 +275,6 @@ class Trainer:
             self._align_stream_with_epoch()
         logger.info("init prefetcher, this might take one minute or less...")
         if _arg(self.args, "occupy", False):
-            from yolox.utils.metric import occupy_mem
             occupy_mem(self.policy)
         if self.is_distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -282,7 +288,8 @@ class Trainer:
         if compiled:
             logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
 
-        self.evaluator = self.exp.get_evaluator(batch_size=self.batch_size, is_distributed=self.is_distributed)
+        self.evaluator = call_with_supported(self.exp.get_evaluator, batch_size=self.batch_size,
+                                             is_distributed=self.is_distributed, optional={"policy": self.policy})
         self.metric_writer = None
         if self.rank == 0:
             self.metric_writer = build_metric_writer(_arg(self.args, "logger", "tensorboard"), self.file_name)
@@ -292,6 +299,10 @@ class Trainer:
             reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if self._resumed else 0)
         logger.info("Training start...")
         logger.info(f"\n{model}")
+
+    def build_model(self) -> nn.Module:
+        """The model this run trains, new from the exp (subclasses add to it, e.g. gradient checkpointing)."""
+        return self.exp.get_model()
 
     def after_train(self) -> None:
         logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
@@ -399,14 +410,13 @@ class Trainer:
         iterations per epoch and the LR schedule for the current batch size."""
         if self._base_dataset is not None:
             self.exp.dataset = self._base_dataset  # the exp wraps its dataset for mosaic each time
-        loader_kwargs = dict(batch_size=self.batch_size, is_distributed=self.is_distributed,
-                             no_aug=self.mosaic_closed, cache_img=_arg(self.args, "cache"))
-        if "start" in inspect.signature(self.exp.get_data_loader).parameters:
-            loader_kwargs["start"] = self.samples_seen
-        elif self.samples_seen:
+        if self.samples_seen and not accepts_keyword(self.exp.get_data_loader, "start"):
             logger.warning("this exp's get_data_loader takes no `start`: the data stream restarts from its "
                            "beginning, so a resumed run is not sample-exact")
-        self.train_loader = self.exp.get_data_loader(**loader_kwargs)
+        self.train_loader = call_with_supported(
+            self.exp.get_data_loader, batch_size=self.batch_size, is_distributed=self.is_distributed,
+            no_aug=self.mosaic_closed, cache_img=_arg(self.args, "cache"),
+            optional={"start": self.samples_seen, "policy": self.policy})
         if self._base_dataset is None:
             self._base_dataset = getattr(self.train_loader.dataset, "_dataset", None)
         self.max_iter = len(self.train_loader)
@@ -434,8 +444,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def resume_train(self, model):
-        from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt
-
         trust = bool(_arg(self.args, "trust_ckpt", False))
         ckpt_arg = _arg(self.args, "ckpt")
         if _arg(self.args, "resume", False):
@@ -497,8 +505,6 @@ class Trainer:
     def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
         if self.rank != 0:
             return
-        from yolox.utils.checkpoint import save_checkpoint
-
         live_model = unwrap_model(self.model)
         saved_model = self.ema_model.ema if self.use_model_ema else live_model
         logger.info(f"Save weights to {self.file_name}")
@@ -525,12 +531,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_and_save_model(self) -> None:
-        from yolox.utils.model_utils import adjust_status
-
         eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
         with adjust_status(eval_model, training=False):
-            (ap50_95, ap50, summary), _ = self.exp.eval(eval_model, self.evaluator, self.is_distributed,
-                                                        return_outputs=True)
+            (ap50_95, ap50, summary), self.last_eval_outputs = call_with_supported(
+                self.exp.eval, eval_model, self.evaluator, self.is_distributed, return_outputs=True,
+                optional={"policy": self.policy})
         # unlike upstream, the first evaluation also writes best_ckpt.pth when AP is still 0, so
         # tools/eval.py and demo.py find their default checkpoint after any evaluated run
         first_best = not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))
@@ -544,16 +549,11 @@ class Trainer:
             logger.info("\n" + str(summary))
         synchronize()
         self.save_ckpt("last_epoch", update_best, ap=ap50_95)
+        row = {"epoch": self.epoch + 1, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(update_best),
+               "no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
+               "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
+        self.eval_history.append(row)
         if self.rank == 0:
-            append_eval(self.file_name, {
-                "epoch": self.epoch + 1, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(update_best),
-                "no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
-                "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)})
+            append_eval(self.file_name, row)
         if self.save_history_ckpt:
             self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
-
-
-def _model_info(model, tsize) -> str:
-    from yolox.utils.model_utils import get_model_info
-
-    return get_model_info(model, tsize)

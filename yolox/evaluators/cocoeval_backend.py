@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Type
 
 from loguru import logger
+from pycocotools.cocoeval import COCOeval
 
 from yolox.utils.optional import MissingExtra, require
 
@@ -20,6 +21,4 @@ def cocoeval_class() -> Type:
         return require("faster_coco_eval", "eval", "fast COCO evaluation", package="faster-coco-eval").COCOeval_faster
     except MissingExtra as missing:
         logger.info(f"COCO evaluation through pycocotools, slow on dense images: {missing}")
-    from pycocotools.cocoeval import COCOeval
-
     return COCOeval

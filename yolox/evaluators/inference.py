@@ -86,7 +86,7 @@ def _parameter_device(model) -> torch.device:
 
 def _load_trt_module(model, trt_file: str, test_size: Sequence[int], device: torch.device, dtype: torch.dtype):
     """TensorRT replacement of `model` (CUDA only); the torch model runs once first, as torch2trt expects."""
-    from torch2trt import TRTModule
+    from torch2trt import TRTModule  # lazy: torch2trt is optional, needed only for --trt
 
     model_trt = TRTModule()
     model_trt.load_state_dict(torch.load(trt_file, map_location=device, weights_only=True))

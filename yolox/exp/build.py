@@ -1,12 +1,16 @@
-"""Locate an experiment by exp file (-f) or by standard name (-n)."""
+"""Locate an experiment by exp file (-f) or by standard name (-n), and build the model an exp file describes."""
 import importlib
 import importlib.util
 import pkgutil
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
+
+import torch
+from torch import nn
 
 from yolox.exp.base_exp import BaseExp
+from yolox.utils.checkpoint import load_model_weights
 from yolox.utils.user_errors import UserError
 
 
@@ -17,7 +21,7 @@ class ExpNotFoundError(UserError, FileNotFoundError):
 class UnknownExpError(UserError, ValueError):
     """No exp of the name given, or neither a file nor a name."""
 
-__all__ = ["get_exp", "get_exp_by_file", "get_exp_by_name", "default_exp_names"]
+__all__ = ["get_exp", "get_exp_by_file", "get_exp_by_name", "default_exp_names", "create_exp_model"]
 
 _EXP_MARK = "__yolox_exp_file__"  # set on modules loaded from exp files, which a reload may replace
 
@@ -76,6 +80,15 @@ def get_exp(exp_file: Optional[str] = None, exp_name: Optional[str] = None) -> B
     if exp_file is not None:
         return get_exp_by_file(exp_file)
     return get_exp_by_name(exp_name)
+
+
+def create_exp_model(exp_path: str, ckpt_path: Optional[str] = None,
+                     device: Union[str, torch.device] = "cpu") -> nn.Module:
+    """The model the exp file describes on `device`, with the weights of `ckpt_path` (strict) when given."""
+    model = get_exp(exp_path, None).get_model()
+    if ckpt_path is not None:
+        load_model_weights(model, ckpt_path, strict=True)
+    return model.to(device)
 
 
 def _instantiate(exp_class: type, source: str) -> BaseExp:

@@ -1,5 +1,4 @@
 """The YOLOX experiment: every setting of a run and the construction of its pieces (exp_and_cli.md §2)."""
-import inspect
 import os
 import random
 from typing import Any, Dict, Optional, Tuple
@@ -7,9 +6,27 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from loguru import logger
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
+from yolox.core import Trainer
+from yolox.data.batch_augment import BatchAugment, BatchAugmentConfig
+from yolox.data.data_augment import TrainTransform, ValTransform
+from yolox.data.dataloading import DataLoader as TrainDataLoader
+from yolox.data.dataloading import get_yolox_datadir, worker_init_reset_seed
+from yolox.data.datasets import MosaicDetection
+from yolox.data.datasets.detection_formats import build_detection_dataset, check_num_classes
+from yolox.data.datasets.read_crop import ReadCropDataset, collate_read_crop
+from yolox.data.label_caps import CAP_NAMES, densest_image_boxes, images_per_sample, resolve_cap
+from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
+from yolox.evaluators import COCOEvaluator
 from yolox.exp.base_exp import BaseExp
+from yolox.models.build import build_yolox, init_yolox
+from yolox.utils.compat import call_with_supported
+from yolox.utils.device import DevicePolicy
+from yolox.utils.dist import broadcast_object, get_world_size, wait_for_the_master
 from yolox.utils.ema import RAMP_UPDATES
+from yolox.utils.lr_scheduler import LRScheduler
 from yolox.utils.user_errors import UserError
 
 __all__ = ["Exp", "check_exp_value"]
@@ -84,7 +101,6 @@ class Exp(BaseExp):
         # None: from the densest image of the data, with headroom (see label_cap)
         self.max_labels: Optional[int] = 120
         self.eval_max_dets: Optional[int] = 100
-        self.device_policy = None  # yolox.utils.device.DevicePolicy, set by the trainer and tools
         self.data_format = "auto"  # "auto", "coco", "yolo" or "csv"
         self.strict_data = False  # True: a bad image stops the run (default: the dataset check skips it)
         # True: loader workers only read and letterbox (uint8); mosaic, affine, mixup, HSV and flips run
@@ -94,23 +110,14 @@ class Exp(BaseExp):
 
     # ------------------------------------------------------------------ model
     def get_model(self) -> nn.Module:
-        """Build the detector once; BN settings and prior biases are (re)applied on every call."""
-        from yolox.models.build import build_yolox, init_yolox
-
-        if "model" not in self.__dict__:
-            self.model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
-                                     p2=self.p2_head)
-        init_yolox(self.model)
-        self.model.train()
-        return self.model
+        """A new detector at each call, with upstream's BN settings and prior biases, in train mode."""
+        model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act, p2=self.p2_head)
+        init_yolox(model)
+        return model.train()
 
     # ------------------------------------------------------------------- data
     def label_cap(self, name: str) -> int:
         """exp.max_labels or exp.eval_max_dets; None is resolved from the densest image, once. Logged with why."""
-        from loguru import logger
-
-        from yolox.data.label_caps import densest_image_boxes, images_per_sample, resolve_cap
-
         reasons = self.__dict__.setdefault("_label_cap_reasons", {})
         if name not in reasons:
             value, reasons[name] = resolve_cap(
@@ -127,8 +134,6 @@ class Exp(BaseExp):
 
     def resolve_device_augment(self, policy_choice: bool, policy_reason: str) -> bool:
         """device_augment as set by the exp or the command line, else device_augment_default; logged."""
-        from loguru import logger
-
         if self.device_augment is None:
             self.device_augment, reason = self.device_augment_default(policy_choice, policy_reason)
         else:
@@ -138,13 +143,9 @@ class Exp(BaseExp):
 
     def label_caps(self) -> Dict[str, int]:
         """Both caps, resolved (see label_cap)."""
-        from yolox.data.label_caps import CAP_NAMES
-
         return {name: self.label_cap(name) for name in CAP_NAMES}
 
     def resolved_data_dir(self) -> str:
-        from yolox.data.dataloading import get_yolox_datadir
-
         return self.data_dir if self.data_dir is not None else os.path.join(get_yolox_datadir(), "COCO")
 
     def build_dataset(self, split: str, json_file: str, name: str, img_size: Tuple[int, int], preproc,
@@ -153,8 +154,6 @@ class Exp(BaseExp):
 
         Raises a one-line ValueError when the data's class count differs from num_classes.
         """
-        from yolox.data.datasets.detection_formats import build_detection_dataset, check_num_classes
-
         dataset = build_detection_dataset(self.resolved_data_dir(), split, img_size, preproc,
                                           data_format=self.data_format, json_file=json_file, name=name,
                                           strict=self.strict_data, **kwargs)
@@ -163,28 +162,19 @@ class Exp(BaseExp):
 
     def get_dataset(self, cache: bool = False, cache_type: str = "ram"):
         """Training split (images without mosaic) at input_size."""
-        from yolox.data.data_augment import TrainTransform
-
         preproc = TrainTransform(max_labels=50, flip_prob=self.flip_prob, hsv_prob=self.hsv_prob)
         return self.build_dataset("train", self.train_ann, "train2017", self.input_size, preproc,
                                   cache=cache, cache_type=cache_type)
 
-    def loader_kwargs(self) -> dict:
-        """Worker count and pinning: the device policy's choice when one is set."""
-        if self.device_policy is not None:
-            return dict(self.device_policy.loader_kwargs(self.data_num_workers))
+    def loader_kwargs(self, policy: Optional[DevicePolicy] = None) -> dict:
+        """Worker count and pinning: the device policy's choice when one is given."""
+        if policy is not None:
+            return dict(policy.loader_kwargs(self.data_num_workers))
         return {"num_workers": self.data_num_workers, "pin_memory": False}
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
-                        cache_img: Optional[str] = None, start: int = 0):
+                        cache_img: Optional[str] = None, start: int = 0, policy: Optional[DevicePolicy] = None):
         """Infinite mosaic loader of per-rank batches; `start` = samples of the stream already consumed."""
-        from yolox.data.batch_augment import BatchAugment
-        from yolox.data.dataloading import DataLoader, worker_init_reset_seed
-        from yolox.data.datasets import MosaicDetection
-        from yolox.data.datasets.read_crop import ReadCropDataset, collate_read_crop
-        from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
-        from yolox.utils.dist import get_world_size, wait_for_the_master
-
         if self.dataset is None:
             if cache_img is not None:
                 raise ValueError("cache_img needs exp.dataset built beforehand (the train CLI does this with --cache)")
@@ -204,15 +194,11 @@ class Exp(BaseExp):
         extra = {}
         if self.device_augment:
             extra = {"collate_fn": collate_read_crop, "batch_transform": BatchAugment(self.batch_augment_config())}
-        return DataLoader(self.dataset, batch_sampler=batch_sampler, worker_init_fn=worker_init_reset_seed,
-                          **extra, **self.loader_kwargs())
+        return TrainDataLoader(self.dataset, batch_sampler=batch_sampler, worker_init_fn=worker_init_reset_seed,
+                               **extra, **self.loader_kwargs(policy))
 
     def train_items(self, images, no_aug: bool):
         """The training items: uint8 reads for device augmentation, else the mosaic pipeline per image."""
-        from yolox.data.data_augment import TrainTransform
-        from yolox.data.datasets import MosaicDetection
-        from yolox.data.datasets.read_crop import ReadCropDataset
-
         if self.device_augment:
             return ReadCropDataset(images, self.input_size, mosaic=not no_aug)
         return MosaicDetection(
@@ -233,8 +219,6 @@ class Exp(BaseExp):
 
     def batch_augment_config(self):
         """The augmentation values for BatchAugment (device_augment=True)."""
-        from yolox.data.batch_augment import BatchAugmentConfig
-
         return BatchAugmentConfig(
             degrees=self.degrees, translate=self.translate, mosaic_scale=self.mosaic_scale, shear=self.shear,
             mosaic_prob=self.mosaic_prob, enable_mixup=self.enable_mixup, mixup_prob=self.mixup_prob,
@@ -253,8 +237,6 @@ class Exp(BaseExp):
             k = random.randint(*self.random_size)
             size = (32 * k, 32 * int(k * size_factor))
         if is_distributed:
-            from yolox.utils.dist import broadcast_object
-
             size = broadcast_object(size, src=0)
         return int(size[0]), int(size[1])
 
@@ -269,28 +251,35 @@ class Exp(BaseExp):
         return inputs, targets
 
     # -------------------------------------------------------------- training
-    def get_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
-        """Nesterov SGD over [BN weights (no decay), other weights (decay), biases (no decay)]; cached."""
-        if "optimizer" not in self.__dict__:
-            lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
-            bn_weights, weights, biases = split_param_groups(self.model)
-            optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True,
-                                        **self.optimizer_options())
-            optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
-            optimizer.add_param_group({"params": biases})
-            if optimizer.defaults.get("fused"):
-                start_momentum_at_zero(optimizer)
-            self.optimizer = optimizer
-        return self.optimizer
+    def get_optimizer(self, batch_size: int, model: Optional[nn.Module] = None,
+                      policy: Optional[DevicePolicy] = None) -> torch.optim.Optimizer:
+        """A new Nesterov SGD over `model`'s [BN weights (no decay), other weights (decay), biases (no decay)].
 
-    def optimizer_options(self) -> dict:
+        Without `model`, self.model: the model an upstream-style exp caches in get_model.
+        """
+        lr = self.warmup_lr if self.warmup_epochs > 0 else self.basic_lr_per_img * batch_size
+        bn_weights, weights, biases = split_param_groups(self.optimized_model(model))
+        optimizer = torch.optim.SGD(bn_weights, lr=lr, momentum=self.momentum, nesterov=True,
+                                    **self.optimizer_options(policy))
+        optimizer.add_param_group({"params": weights, "weight_decay": self.weight_decay})
+        optimizer.add_param_group({"params": biases})
+        if optimizer.defaults.get("fused"):
+            start_momentum_at_zero(optimizer)
+        return optimizer
+
+    def optimized_model(self, model: Optional[nn.Module]) -> nn.Module:
+        """`model`, else the one an upstream-style get_model cached on the exp."""
+        if model is not None:
+            return model
+        if "model" not in self.__dict__:
+            raise TypeError("get_optimizer needs the model it optimizes: get_optimizer(batch_size, model=model)")
+        return self.model
+
+    def optimizer_options(self, policy: Optional[DevicePolicy] = None) -> dict:
         """What the device policy adds to the optimizer's arguments: fused kernels where it chose them."""
-        policy = self.device_policy
         return {"fused": True} if policy is not None and policy.fused_optimizer else {}
 
     def get_lr_scheduler(self, lr: float, iters_per_epoch: int, **kwargs):
-        from yolox.utils.lr_scheduler import LRScheduler
-
         return LRScheduler(
             self.scheduler,
             lr,
@@ -303,27 +292,19 @@ class Exp(BaseExp):
             **kwargs,
         )
 
-    def get_trainer(self, args):
-        from yolox.core import Trainer
-
-        return Trainer(self, args, policy=self.device_policy)
+    def get_trainer(self, args, policy: DevicePolicy) -> Trainer:
+        return Trainer(self, args, policy)
 
     # ------------------------------------------------------------ evaluation
     def get_eval_dataset(self, **kwargs):
         """Val split (or test-dev with testdev=True) at test_size."""
-        from yolox.data.data_augment import ValTransform
-
         testdev = kwargs.get("testdev", False)
         legacy = kwargs.get("legacy", False)
         split, json_file, name = ("test", self.test_ann, "test2017") if testdev else ("val", self.val_ann, "val2017")
         return self.build_dataset(split, json_file, name, self.test_size, ValTransform(legacy=legacy))
 
-    def get_eval_loader(self, batch_size: int, is_distributed: bool, **kwargs):
-        from torch.utils.data import DataLoader, SequentialSampler
-        from torch.utils.data.distributed import DistributedSampler
-
-        from yolox.utils.dist import get_world_size
-
+    def get_eval_loader(self, batch_size: int, is_distributed: bool, policy: Optional[DevicePolicy] = None,
+                        **kwargs):
         dataset = self.get_eval_dataset(**kwargs)
         if is_distributed:
             batch_size = batch_size // get_world_size()
@@ -331,13 +312,14 @@ class Exp(BaseExp):
         else:
             sampler = SequentialSampler(dataset)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
-                          **self.loader_kwargs())
+                          **self.loader_kwargs(policy))
 
-    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False):
-        from yolox.evaluators import COCOEvaluator
-
+    def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False,
+                      policy: Optional[DevicePolicy] = None):
+        loader = call_with_supported(self.get_eval_loader, batch_size, is_distributed, testdev=testdev,
+                                     legacy=legacy, optional={"policy": policy})
         return COCOEvaluator(
-            dataloader=self.get_eval_loader(batch_size, is_distributed, testdev=testdev, legacy=legacy),
+            dataloader=loader,
             img_size=self.test_size,
             confthre=self.test_conf,
             nmsthre=self.nmsthre,
@@ -346,12 +328,11 @@ class Exp(BaseExp):
             max_dets=self.label_cap("eval_max_dets"),
         )
 
-    def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False):
-        kwargs = {"return_outputs": return_outputs}
-        # Evaluators written for upstream YOLOX take no policy argument; they keep working.
-        if "policy" in inspect.signature(evaluator.evaluate).parameters:
-            kwargs["policy"] = self.device_policy
-        return evaluator.evaluate(model, is_distributed, half, **kwargs)
+    def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False,
+             policy: Optional[DevicePolicy] = None):
+        """The evaluator's results (and per-image outputs with return_outputs); upstream evaluators get no policy."""
+        return call_with_supported(evaluator.evaluate, model, is_distributed, half, return_outputs=return_outputs,
+                                   optional={"policy": policy})
 
 
 def exp_name_of(path: str) -> str:

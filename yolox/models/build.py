@@ -4,6 +4,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt, load_model_weights
+
 from .yolo_fpn import YOLOFPN
 from .yolo_head import YOLOXHead
 from .yolo_pafpn import P2_CHANNELS, YOLOPAFPN
@@ -57,17 +59,14 @@ def init_yolox(model: nn.Module, prior_prob: float = 1e-2) -> nn.Module:
     return model
 
 
-def _build_named(name: str, num_classes: int, exp_path: Optional[str]) -> nn.Module:
+def _build_named(name: str, num_classes: int) -> nn.Module:
     if name == "yolov3":
         return init_yolox(build_yolov3(num_classes))
     if name == "yolox_custom":
-        if exp_path is None:
-            raise ValueError("create_yolox_model('yolox_custom') needs exp_path, the exp file describing the model")
-        from yolox.exp import get_exp  # EXP-owned; only the custom model needs it
-
-        return get_exp(exp_path, None).get_model()
+        raise ValueError("the model of an exp file is built above the model layer: "
+                         "yolox.exp.create_exp_model(exp_path, ckpt_path, device) (torch.hub: yolox_custom)")
     if name not in MODEL_SIZES:
-        known = ", ".join([*MODEL_SIZES, "yolov3", "yolox_custom"])
+        known = ", ".join([*MODEL_SIZES, "yolov3"])
         raise ValueError(f"unknown model name {name!r}; expected one of: {known}")
     depth, width, depthwise = MODEL_SIZES[name]
     return init_yolox(build_yolox(depth, width, num_classes, depthwise=depthwise))
@@ -79,7 +78,6 @@ def create_yolox_model(
     num_classes: int = 80,
     device: Union[str, torch.device] = "cpu",
     ckpt_path: Optional[str] = None,
-    exp_path: Optional[str] = None,
 ) -> nn.Module:
     """Build a named model on `device`; weights come only from `ckpt_path` (nothing is downloaded).
 
@@ -91,11 +89,9 @@ def create_yolox_model(
             f"create_yolox_model({name!r}, pretrained=True) needs ckpt_path: weights are never downloaded; "
             "pass the path of a local .pth file"
         )
-    model = _build_named(name, num_classes, exp_path)
+    model = _build_named(name, num_classes)
     if ckpt_path is not None:
-        from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt, load_model_weights
-
-        if num_classes == 80 or name == "yolox_custom":
+        if num_classes == 80:
             load_model_weights(model, ckpt_path, strict=True)
         else:
             load_ckpt(model, load_checkpoint_file(ckpt_path))

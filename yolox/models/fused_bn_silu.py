@@ -31,7 +31,7 @@ _CAPABILITY_FLAGS = {
 def _ninja_on_path() -> None:
     """cpp_extension runs `ninja`; the pip package's binary is not on PATH when the venv is not activated."""
     if shutil.which("ninja") is None:
-        import ninja
+        import ninja  # lazy: the ninja package is optional (a ninja on PATH does as well)
 
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
@@ -42,7 +42,7 @@ def kernel() -> Optional[ModuleType]:
     capability = torch.backends.cpu.get_cpu_capability()
     flags = _CAPABILITY_FLAGS.get(capability, [])
     try:
-        from torch.utils import cpp_extension
+        from torch.utils import cpp_extension  # lazy: it needs setuptools, which a runtime install may lack
 
         _ninja_on_path()
         logger.info("fused BatchNorm+SiLU kernel: loading (its first build on a machine takes about 40 s)")

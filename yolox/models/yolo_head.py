@@ -3,12 +3,14 @@ import colorsys
 import math
 from typing import List, Optional, Sequence, Tuple, Union
 
+import cv2
 import torch
 from torch import nn
 
-from .assignment import CENTER_RADIUS
+from .assignment import CENTER_RADIUS, simota_assign
 from .losses import IOUloss
 from .network_blocks import BaseConv, conv_type
+from . import yolox_loss
 
 __all__ = ["YOLOXHead"]
 
@@ -171,10 +173,8 @@ class YOLOXHead(nn.Module):
     def _train_forward(self, xin: Sequence[torch.Tensor], labels: Optional[torch.Tensor]):
         if labels is None:
             raise ValueError("YOLOXHead in train mode needs labels [B, max_labels, 5]")
-        from .yolox_loss import compute_losses  # LOSS-owned; imported when training needs it
-
         outputs, x_shifts, y_shifts, expanded_strides, origin_preds = self.train_outputs(xin)
-        return compute_losses(
+        return yolox_loss.compute_losses(
             outputs,
             labels,
             x_shifts,
@@ -192,8 +192,6 @@ class YOLOXHead(nn.Module):
         self, xin: Sequence[torch.Tensor], labels: torch.Tensor, imgs: torch.Tensor, save_prefix: str = "assign_vis_"
     ) -> List[str]:
         """Draw each image's ground truths and the anchor centres SimOTA assigns to them; returns the PNG paths."""
-        from .assignment import simota_assign  # LOSS-owned
-
         outputs, x_shifts, y_shifts, expanded_strides, _ = self.train_outputs(xin)
         assignment = simota_assign(outputs, labels, x_shifts, y_shifts, expanded_strides,
                                    center_radius=self.center_radius)
@@ -213,8 +211,6 @@ def _draw_assignment(
     image: torch.Tensor, labels: torch.Tensor, centres: torch.Tensor, gt_indices: torch.Tensor, path: str
 ) -> None:
     """BGR CHW image with one colour per ground truth: its box and the centres of its anchors."""
-    import cv2
-
     canvas = image.permute(1, 2, 0).clamp(0, 255).to(torch.uint8).cpu().numpy().copy()
     gt_rows = labels[labels.sum(dim=1) > 0].cpu().tolist()
     for gt_idx, (_cls, cx, cy, w, h) in enumerate(gt_rows):

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from .network_blocks import use_fused_bn_act
 from .yolo_head import YOLOXHead
 from .yolo_pafpn import YOLOPAFPN
 
@@ -38,6 +39,10 @@ class YOLOX(nn.Module):
         stays eager: its loss sees label rows that vary per batch, and its per-level branches share one forward
         code object, which torch.compile would recompile for every level and size until its recompile limit."""
         return [self.backbone]
+
+    def use_fused_bn_act(self, enabled: bool) -> int:
+        """Switch every BaseConv to (or off) the fused BatchNorm+SiLU kernel, as the device policy decided."""
+        return use_fused_bn_act(self, enabled)
 
     @torch.no_grad()
     def visualize(self, x: torch.Tensor, targets: torch.Tensor, save_prefix: str = "assign_vis_") -> List[str]:

@@ -140,7 +140,6 @@ def _fit_exp_layout(exp, state: Mapping[str, torch.Tensor], path: PathLike) -> N
         return
     logger.info(f"{path}: p2_head = {has_p2}, as the checkpoint's layout shows (the exp says {not has_p2})")
     exp.p2_head = has_p2
-    exp.__dict__.pop("model", None)
 
 
 def load_exp_model(exp, path: PathLike, trust_pickle: bool = False) -> nn.Module:

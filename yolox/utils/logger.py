@@ -6,6 +6,8 @@ from typing import Dict, Optional
 
 from loguru import logger
 
+from yolox.utils.progress import terminal_bar_possible, terminal_sink
+
 __all__ = ["setup_logger", "redirect_sys_output", "StreamToLoguru", "MetricWriter", "build_metric_writer"]
 
 LOG_FORMAT = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> | <level>{level: <8}</level> | " \
@@ -60,8 +62,6 @@ def redirect_sys_output(level: str = "INFO") -> None:
 
 def _stderr_sink():
     """The real stderr; on a terminal with tqdm, written through tqdm so progress bars stay intact."""
-    from yolox.utils.progress import terminal_bar_possible, terminal_sink
-
     return terminal_sink if terminal_bar_possible() else sys.__stderr__
 
 
@@ -93,7 +93,7 @@ class MetricWriter:
 
 class TensorBoardWriter(MetricWriter):
     def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard is optional
         self.writer = SummaryWriter(log_dir)
 
     def add_scalars(self, scalars: Dict[str, float], step: int) -> None:

@@ -4,12 +4,14 @@ Meters accept Python numbers or 0-dim tensors. Tensors are stored as they are (d
 converted to Python floats when a statistic is read, so updating a meter never waits for the
 device; the trainer reads them at print intervals only.
 """
+import time
 from collections import defaultdict, deque
 from typing import Deque, Dict, Optional, Union
 
 import numpy as np
 import psutil
 import torch
+from loguru import logger
 
 __all__ = ["AverageMeter", "MeterBuffer", "mem_usage", "occupy_mem"]
 
@@ -102,10 +104,6 @@ def occupy_mem(policy, mem_ratio: float = 0.9) -> None:
     """Reserve about mem_ratio of the device memory in the caching allocator up front (`-o`), so
     other processes cannot take it mid-run. Only meaningful where the policy's device caches
     allocations (CUDA); elsewhere it logs and does nothing."""
-    import time
-
-    from loguru import logger
-
     if policy.kind != "cuda":
         logger.info(f"--occupy has no effect on {policy.kind}: only CUDA keeps freed memory reserved")
         return

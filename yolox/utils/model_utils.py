@@ -6,8 +6,6 @@ from typing import Callable, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
-from yolox.models.network_blocks import BaseConv
-
 __all__ = [
     "fuse_conv_and_bn",
     "fuse_model",
@@ -76,7 +74,7 @@ def _hooked_macs(model: nn.Module, image: torch.Tensor) -> float:
 
 def _profile_macs(model: nn.Module, image: torch.Tensor) -> float:
     try:
-        from thop import profile
+        from thop import profile  # lazy: thop is optional, the hooks below count without it
     except ImportError:
         return _hooked_macs(model, image)
     return profile(model, inputs=(image,), verbose=False)[0]
@@ -113,10 +111,16 @@ def fuse_conv_and_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused.requires_grad_(False)
 
 
+def _fusable(module: nn.Module) -> bool:
+    """A conv block with a BatchNorm and a forward for after the fold (BaseConv), recognised without importing it."""
+    conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+    return isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and hasattr(module, "fuseforward")
+
+
 def fuse_model(model: nn.Module) -> nn.Module:
     """Fold BatchNorm into the conv of every BaseConv (for inference; the state_dict layout changes)."""
     for module in model.modules():
-        if type(module) is BaseConv and hasattr(module, "bn"):
+        if _fusable(module):
             module.conv = fuse_conv_and_bn(module.conv, module.bn)
             del module.bn
             module.forward = module.fuseforward

@@ -53,22 +53,22 @@ def setup_mps_environment(high_watermark_ratio: Optional[float] = None, enable_f
 
 
 def is_mps_available() -> bool:
-    from yolox.utils.device import device_count
+    from yolox.utils.device import device_count  # lazy: torch only after setup_mps_environment
 
     return device_count("mps") > 0
 
 
 def get_mps_device() -> "torch.device":
     """torch.device("mps"); raises DeviceUnavailableError saying why when MPS is absent."""
-    from yolox.utils.device import select_device
+    from yolox.utils.device import select_device  # lazy: torch only after setup_mps_environment
 
     return select_device("mps")
 
 
 def _mps_memory() -> Any:
-    import torch
+    import torch  # lazy: torch only after setup_mps_environment
 
-    from yolox.utils.device import memory_backend_for
+    from yolox.utils.device import memory_backend_for  # lazy: torch only after setup_mps_environment
 
     return memory_backend_for(torch.device("mps"))
 
@@ -100,7 +100,7 @@ def patch_trainer_for_mps(trainer: Any, policy: Optional["DevicePolicy"] = None,
     Call it before `trainer.train()`. `policy_kwargs` go to build_policy (e.g. tensors_on="cpu" in tests).
     """
     if policy is None:
-        from yolox.utils.device import build_policy
+        from yolox.utils.device import build_policy  # lazy: torch only after setup_mps_environment
 
         wants_amp = bool(getattr(trainer, "amp_training", False))
         policy = build_policy("mps", fp16=wants_amp, **policy_kwargs)
@@ -112,7 +112,7 @@ def patch_trainer_for_mps(trainer: Any, policy: Optional["DevicePolicy"] = None,
 
 def apply_policy_to_trainer(trainer: Any, policy: "DevicePolicy") -> None:
     """Set the attributes a YOLOX Trainer derives from its device: policy, device, AMP, scaler, loader settings."""
-    import torch
+    import torch  # lazy: torch only after setup_mps_environment
 
     previous_device = getattr(trainer, "device", None)
     trainer.policy = policy
@@ -124,9 +124,6 @@ def apply_policy_to_trainer(trainer: Any, policy: "DevicePolicy") -> None:
     args = getattr(trainer, "args", None)
     if args is not None and hasattr(args, "fp16"):
         args.fp16 = policy.amp_dtype == torch.float16
-    exp = getattr(trainer, "exp", None)
-    if exp is not None:
-        exp.device_policy = policy
     model = getattr(trainer, "model", None)
     if isinstance(model, torch.nn.Module):
         trainer.model = policy.to(model)

@@ -16,7 +16,7 @@ _MARKERS_UP_TO = 50  # points per series; above that the markers would hide the 
 
 def _plot_series(axes, series: Mapping[str, Series], title: str, xlabel: str, ylabel: str) -> None:
     """One panel: a line per named series of (xs, ys), integer x ticks, legend, grid."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib is optional (the plots extra)
 
     axes.set_title(title)
     axes.set_xlabel(xlabel)
@@ -49,7 +49,8 @@ def save_training_curves(loss_history: Mapping[str, Series], ap_history: Mapping
                          title: str = "") -> Path:
     """Write one PNG: losses against iteration (left) and AP against epoch (right); needs matplotlib."""
     require("matplotlib", "plots", "the training-curves PNG")
-    from matplotlib.figure import Figure  # a bare Figure renders through Agg: no display, no global backend
+    # lazy: matplotlib is optional; a bare Figure renders through Agg: no display, no global backend
+    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(12, 4.5), dpi=100, layout="constrained")
     loss_axes, ap_axes = figure.subplots(1, 2)

@@ -37,7 +37,7 @@ def format_duration(seconds: float) -> str:
 def _tqdm_class():
     """tqdm's bar class, or None when tqdm is not installed."""
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: tqdm is optional (plain log lines without it)
     except ImportError:
         return None
     return tqdm

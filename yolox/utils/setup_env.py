@@ -2,6 +2,7 @@
 import glob
 import os
 
+import cv2
 from loguru import logger
 
 __all__ = ["configure_module", "configure_nccl", "configure_omp"]
@@ -11,7 +12,7 @@ def configure_module(ulimit_value: int = 8192) -> None:
     """Raise the open-file limit (data loader workers share many fds) and keep OpenCV single-threaded
     without OpenCL, so it does not fight the loader workers for cores."""
     try:
-        import resource
+        import resource  # lazy: POSIX only; other systems keep their default limit
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         target = ulimit_value if hard == resource.RLIM_INFINITY else min(ulimit_value, hard)
         if soft < target:
@@ -19,12 +20,9 @@ def configure_module(ulimit_value: int = 8192) -> None:
     except (ImportError, ValueError, OSError):
         pass  # not available on this OS or not permitted: the default limit still works
     os.environ["OPENCV_OPENCL_RUNTIME"] = "disabled"
-    try:
-        import cv2
-        cv2.setNumThreads(0)
+    cv2.setNumThreads(0)
+    if hasattr(cv2, "ocl"):  # some OpenCV builds have no OpenCL module
         cv2.ocl.setUseOpenCL(False)
-    except (ImportError, AttributeError):
-        pass
 
 
 def _roce_v2_hcas(sys_root: str = "/sys/class/infiniband") -> list:

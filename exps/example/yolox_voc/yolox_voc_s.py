@@ -1,7 +1,8 @@
 """yolox-s on PASCAL VOC 2007+2012 trainval, evaluated on VOC2007 test (datasets/VOCdevkit)."""
 import os
 
-from yolox.data import get_yolox_datadir
+from yolox.data import TrainTransform, ValTransform, VOCDetection, get_yolox_datadir
+from yolox.evaluators import VOCEvaluator
 from yolox.exp import Exp as MyExp
 
 
@@ -18,8 +19,6 @@ class Exp(MyExp):
         return self.data_dir or os.path.join(get_yolox_datadir(), "VOCdevkit")
 
     def get_dataset(self, cache: bool = False, cache_type: str = "ram"):
-        from yolox.data import TrainTransform, VOCDetection
-
         return VOCDetection(
             data_dir=self.voc_root(),
             image_sets=[("2007", "trainval"), ("2012", "trainval")],
@@ -30,8 +29,6 @@ class Exp(MyExp):
         )
 
     def get_eval_dataset(self, **kwargs):
-        from yolox.data import ValTransform, VOCDetection
-
         return VOCDetection(
             data_dir=self.voc_root(),
             image_sets=[("2007", "test")],
@@ -39,11 +36,10 @@ class Exp(MyExp):
             preproc=ValTransform(legacy=kwargs.get("legacy", False)),
         )
 
-    def get_evaluator(self, batch_size, is_distributed, testdev=False, legacy=False):
-        from yolox.evaluators import VOCEvaluator
-
+    def get_evaluator(self, batch_size, is_distributed, testdev=False, legacy=False, policy=None):
         return VOCEvaluator(
-            dataloader=self.get_eval_loader(batch_size, is_distributed, testdev=testdev, legacy=legacy),
+            dataloader=self.get_eval_loader(batch_size, is_distributed, testdev=testdev, legacy=legacy,
+                                            policy=policy),
             img_size=self.test_size,
             confthre=self.test_conf,
             nmsthre=self.nmsthre,

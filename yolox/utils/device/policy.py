@@ -7,6 +7,7 @@ from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional,
 import psutil
 import torch
 from loguru import logger
+from torch.profiler import ProfilerActivity
 
 from yolox.utils.device.memory import GIB, MIB, MemoryBackend, is_out_of_memory
 from yolox.utils.device.rng import device_rng_state, seed_everything, set_device_rng_state
@@ -94,13 +95,13 @@ class DevicePolicy:
     # ---- placement -------------------------------------------------------------------------------------
     def place_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """The module on the device, in the policy's memory layout and with its BatchNorm+SiLU kernel choice
-        (training and evaluation alike: the fused kernel only ever runs in training)."""
-        from yolox.models.network_blocks import use_fused_bn_act
-
+        (training and evaluation alike: the fused kernel only ever runs in training). The model applies the
+        choice itself (`model.use_fused_bn_act(enabled)`, as YOLOX has), so this layer imports no model code."""
         model = self.to(model)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        use_fused_bn_act(model, self.fused_bn_act)
+        if hasattr(model, "use_fused_bn_act"):
+            model.use_fused_bn_act(self.fused_bn_act)
         return model
 
     def to(self, obj: Any) -> Any:
@@ -167,8 +168,6 @@ class DevicePolicy:
 
     def profiler_activities(self) -> list:
         """torch.profiler activities for this device: the host always, CUDA kernels where tensors are on CUDA."""
-        from torch.profiler import ProfilerActivity
-
         return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
 
     # ---- memory ----------------------------------------------------------------------------------------
