@@ -7,7 +7,7 @@ import pytest
 import yolox.models.yolox_loss as yolox_loss
 from tests.conftest import loguru_messages
 from tests.crater.test_train_crater_script import NANO_EXP, load_script, one_thread  # noqa: F401 (fixture)
-from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.exp import get_exp
 from yolox.models.assignment import count_gts
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.utils.device import build_policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
-"""yolox.exp.scratch_plan: model size, epochs, warmup and optimizer of a from-scratch crater run."""
+"""yolox.crater.recipe: model size, epochs, warmup and optimizer of a from-scratch crater run."""
 import pytest
 
-from yolox.exp.scratch_plan import (
+from yolox.crater.recipe import (
     ADAMW_LR, ADAMW_MAX_ITERATIONS, adamw_lr_per_img, scaled_no_aug_epochs, scratch_epochs, scratch_model_size,
     scratch_optimizer, scratch_warmup_epochs,
 )
