@@ -3,6 +3,9 @@ import json
 import sys
 from types import SimpleNamespace
 
+import numpy as np
+import pytest
+
 from tests.conftest import loguru_messages
 from yolox.crater.report import RUN_SUMMARY_FILE, report_run, save_plots
 from yolox.utils.eval_history import append_eval
@@ -36,3 +39,25 @@ def test_plots_without_matplotlib_skip_the_curves_with_a_hint(tmp_path, monkeypa
     assert written == []
     assert warnings == ['curves.png skipped: the training-curves PNG needs matplotlib, which is not installed: '
                         'pip install matplotlib  (or pip install -e ".[plots]")']
+
+
+class OneImageSet:
+    """The evaluation dataset's face that save_plots reads: ids, COCO annotations, images."""
+
+    ids = [7]
+
+    def __init__(self):
+        self.coco = SimpleNamespace(getAnnIds=lambda imgIds, iscrowd: [1],
+                                    loadAnns=lambda ids: [{"bbox": [2.0, 3.0, 10.0, 8.0]}])
+
+    def load_image(self, index):
+        return np.full((32, 48, 3), 90, np.uint8)
+
+
+def test_prediction_grid_draws_boxes_far_outside_the_image(tmp_path):
+    pytest.importorskip("matplotlib")
+    outputs = {7: {"bboxes": [[-5e12, 4.0, 3e15, 20.0], [1.0, 1.0, 9.0, 9.0]], "scores": [0.9, 0.8]}}
+    written = save_plots(str(tmp_path), "run", [{"iteration": 1, "total_loss": 3.0}],
+                         [{"epoch": 1, "AP50": 0.1, "AP50:95": 0.05}], outputs, OneImageSet())
+    assert sorted(p.rsplit("/", 1)[-1] for p in written) == ["curves.png", "predictions.png"]
+    assert (tmp_path / "predictions.png").stat().st_size > 1000

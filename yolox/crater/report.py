@@ -63,9 +63,12 @@ def save_plots(run_dir: str, title: str, loss_history: List[dict], eval_rows: Li
         ann_ids = dataset.coco.getAnnIds(imgIds=[int(image_id)], iscrowd=False)
         xywh = np.array([a["bbox"] for a in dataset.coco.loadAnns(ann_ids)], np.float64).reshape(-1, 4)
         result = outputs.get(int(image_id), {"bboxes": [], "scores": []})
-        preds = np.hstack([np.asarray(result["bboxes"], np.float64).reshape(-1, 4),
-                           np.asarray(result["scores"], np.float64).reshape(-1, 1)])
-        images.append(dataset.load_image(index))
+        image = dataset.load_image(index)
+        height, width = image.shape[:2]
+        # an early model's boxes can reach far outside the image, past what the drawing's int32 holds
+        boxes = np.clip(np.asarray(result["bboxes"], np.float64).reshape(-1, 4), 0, [width, height, width, height])
+        preds = np.hstack([boxes, np.asarray(result["scores"], np.float64).reshape(-1, 1)])
+        images.append(image)
         predictions.append(preds)
         truths.append(np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]))
     if images:
