@@ -1,6 +1,5 @@
 """YOLOX-m for craters (depth 0.67, width 0.75, 640 input): fine-tune from weights/yolox_m.pth."""
-from crater_base import CraterExp
-
+from yolox.crater.exp import CraterExp
 from yolox.exp.yolox_base import exp_name_of
 
 

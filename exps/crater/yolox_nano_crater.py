@@ -1,6 +1,5 @@
 """YOLOX-nano for craters: depthwise convolutions and a 320 input, small enough to train on a CPU."""
-from crater_base import CraterExp
-
+from yolox.crater.exp import CraterExp
 from yolox.exp.yolox_base import exp_name_of
 
 

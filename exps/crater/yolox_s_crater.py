@@ -1,6 +1,5 @@
 """YOLOX-s for craters (depth 0.33, width 0.50, 640 input): fine-tune from weights/yolox_s.pth."""
-from crater_base import CraterExp
-
+from yolox.crater.exp import CraterExp
 from yolox.exp.yolox_base import exp_name_of
 
 

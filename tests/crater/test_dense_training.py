@@ -6,8 +6,8 @@ import pytest
 
 import yolox.models.yolox_loss as yolox_loss
 from tests.conftest import loguru_messages
-from tests.crater.test_train_crater_script import NANO_EXP, load_script, one_thread  # noqa: F401 (fixture)
-from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+from tests.crater.runs import NANO_EXP, crater_main
+from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.exp import get_exp
 from yolox.models.assignment import count_gts
 
@@ -28,7 +28,7 @@ def boxes_per_image(data_dir: Path, split: str) -> list:
     return sorted(sum(a["image_id"] == image["id"] for a in coco["annotations"]) for image in coco["images"])
 
 
-def test_dense_field_trains_without_dropping_a_label(dense_dir, tmp_path, monkeypatch, one_thread):  # noqa: F811
+def test_dense_field_trains_without_dropping_a_label(dense_dir, tmp_path, monkeypatch, one_thread):
     train_counts = boxes_per_image(dense_dir, "train")
     assert min(train_counts) >= 600
     seen = []
@@ -44,7 +44,7 @@ def test_dense_field_trains_without_dropping_a_label(dense_dir, tmp_path, monkey
             "input_size", "(256,256)", "test_size", "(256,256)", "random_size", "(8,8)", "max_epoch", "2",
             "warmup_epochs", "0", "no_aug_epochs", "0", "eval_interval", "2", "data_num_workers", "0",
             "mosaic_prob", "0.0", "output_dir", str(tmp_path / "out")]
-    load_script().main(argv)
+    crater_main(argv)
     log = (tmp_path / "out" / "yolox_nano_crater" / "train_log.txt").read_text()
     assert DROP_WARNING not in log and "label caps: max_labels" in log
     headroom_rows = -(-train_counts[-1] * 5 // 4)
@@ -55,7 +55,7 @@ def test_dense_field_trains_without_dropping_a_label(dense_dir, tmp_path, monkey
     assert seen[-2:] == [train_counts, train_counts]
 
 
-def test_mosaic_samples_of_a_dense_field_keep_every_box(dense_dir, one_thread):  # noqa: F811
+def test_mosaic_samples_of_a_dense_field_keep_every_box(dense_dir, one_thread):
     exp = get_exp(NANO_EXP)
     exp.data_dir, exp.input_size, exp.data_num_workers, exp.seed = str(dense_dir), (256, 256), 0, 0
     exp.mosaic_prob, exp.enable_mixup, exp.mixup_prob = 1.0, True, 1.0

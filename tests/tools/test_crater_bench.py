@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.tools.conftest import REPO, load_tool
-from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+from yolox.crater.synthetic import generate_synthetic_craters
 
 NANO_EXP = str(REPO / "exps" / "crater" / "yolox_nano_crater.py")
 

@@ -6,7 +6,7 @@ import cv2
 import torch
 
 from tests.tools.conftest import load_tool
-from yolox.data.datasets.synthetic_crater_mosaic import MosaicConfig, render_mosaic
+from yolox.crater.synthetic_mosaic import MosaicConfig, render_mosaic
 from yolox.exp import get_exp
 
 EXP = os.path.join(os.path.dirname(__file__), "..", "..", "exps", "crater", "yolox_nano_crater.py")

@@ -8,6 +8,7 @@ import torch
 
 from tests.core.tiny_coco import make_tiny_coco, write_exp_file
 from tests.tools.conftest import REPO, load_tool
+from yolox.cli.flags import policy_from_args
 
 
 def test_train_cli_trains_evaluates_and_saves(tmp_path):
@@ -41,5 +42,5 @@ def test_compile_flags_reach_the_device_policy():
     default = train.process_policy(train.make_parser().parse_args(["--device", "cpu"]), 1)
     assert on.compile_model and not default.compile_model
     crater = load_tool("train_crater_device_aware")
-    assert crater.make_parser().parse_args(["--compile"]).compile is True
-    assert crater.make_parser().parse_args([]).compile is None
+    assert policy_from_args(crater.make_parser().parse_args(["--device", "cpu", "--compile", "on"])).compile_model
+    assert not policy_from_args(crater.make_parser().parse_args(["--device", "cpu"])).compile_model

@@ -1,11 +1,13 @@
 """The from-scratch crater recipe: model size, schedule length, warmup and optimizer from the size of the data.
 
-Pure functions of counts, each returning its value and the reason the plan logs. Fine-tuning from
-COCO weights keeps the exp's own settings; these apply when there are no weights to start from.
+The plan is pure functions of counts, each returning its value and the reason the plan logs; the
+`apply_scratch_*` functions set the chosen values on an exp, keeping what the command line set.
+Fine-tuning from COCO weights keeps the exp's own settings; these apply when there are no weights
+to start from.
 """
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, List, Set, Tuple
 
 # below this many training images the 25M parameters of yolox-m overfit from scratch; yolox-s (9M) learns
 MEDIUM_MODEL_MIN_IMAGES = 2000
@@ -94,3 +96,54 @@ def scratch_p2_head(exp_p2_head: bool) -> Choice:
         return Choice(True, "the exp's")
     return Choice(True, f"from scratch: the stride-4 level finds the small craters, {P2_HEAD_GAIN}; it costs "
                         "step time (p2_head False to drop it)")
+
+
+def apply_scratch_model(exp, overridden: Set[str]) -> Dict[str, str]:
+    """The model choices of a from-scratch run, made before anything builds the model; {field: reason}."""
+    if "p2_head" in overridden:
+        return {}
+    choice = scratch_p2_head(bool(exp.p2_head))
+    exp.p2_head = choice.value
+    return {"p2_head": choice.reason}
+
+
+def apply_scratch_schedule(exp, batch: int, train_images: int, overridden: Set[str]) -> Dict[str, str]:
+    """Epochs, no-mosaic epochs, warmup and optimizer for a from-scratch run; {field: reason} of what it set.
+
+    Fields set on the command line are kept as given.
+    """
+    reasons = {}
+    exp_epochs = exp.max_epoch
+    if "max_epoch" not in overridden:
+        choice = scratch_epochs(train_images, batch)
+        exp.max_epoch, reasons["max_epoch"] = choice.value, choice.reason
+        if "no_aug_epochs" not in overridden:
+            choice = scaled_no_aug_epochs(exp.no_aug_epochs, exp_epochs, exp.max_epoch)
+            exp.no_aug_epochs, reasons["no_aug_epochs"] = choice.value, choice.reason
+    if "warmup_epochs" not in overridden:
+        choice = scratch_warmup_epochs(exp.warmup_epochs, train_images, batch, exp.max_epoch)
+        exp.warmup_epochs, reasons["warmup_epochs"] = choice.value, choice.reason
+    if "optimizer_type" not in overridden and hasattr(exp, "optimizer_type"):
+        choice = scratch_optimizer(exp.optimizer_type, exp.max_epoch * iterations_per_epoch(train_images, batch))
+        exp.optimizer_type, reasons["optimizer_type"] = choice.value, choice.reason
+        if exp.optimizer_type == "adamw" and "basic_lr_per_img" not in overridden:
+            choice = adamw_lr_per_img(batch)
+            exp.basic_lr_per_img, reasons["basic_lr_per_img"] = choice.value, choice.reason
+    return reasons
+
+
+RECIPE_FIELDS = ("p2_head", "max_epoch", "warmup_epochs", "no_aug_epochs", "no_aug_scale", "l1_in_no_aug",
+                 "optimizer_type", "basic_lr_per_img", "weight_decay", "momentum", "ema_decay", "ema_ramp_updates",
+                 "mosaic_prob", "mosaic_scale", "mixup_prob", "enable_mixup", "multiscale_range", "random_size",
+                 "center_radius", "input_size", "seed")
+
+
+def recipe_lines(exp, overridden: Set[str], reasons: Dict[str, str]) -> List[str]:
+    """One line per recipe field the exp has: its value and where it came from."""
+    lines = []
+    for field in RECIPE_FIELDS:
+        if not hasattr(exp, field):
+            continue
+        source = reasons.get(field) or ("set on the command line" if field in overridden else "the exp's")
+        lines.append(f"{field}: {getattr(exp, field)!r}  ({source})")
+    return lines

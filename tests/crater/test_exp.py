@@ -1,11 +1,11 @@
-"""Crater recipe knobs: AdamW over upstream's param groups, the centre window reaching the head."""
+"""yolox.crater.exp: AdamW over upstream's param groups, the centre window reaching the head, the loaders."""
 import pytest
 import torch
 
+from tests.crater.runs import NANO_EXP
 from tests.tools.conftest import REPO
+from yolox.crater.exp import CraterExp
 from yolox.exp import get_exp
-
-NANO_EXP = str(REPO / "exps" / "crater" / "yolox_nano_crater.py")
 
 
 def tiny_exp(**overrides):
@@ -64,3 +64,9 @@ def test_device_augment_follows_the_policy_unless_set(kind):
     assert tiny_exp().resolve_device_augment(policy.batch_augment, policy.reasons["batch_augment"]) == (kind == "cuda")
     assert tiny_exp(device_augment="False").resolve_device_augment(True, "policy") is False
     assert tiny_exp(no_aug_scale="0.5,1.5").resolve_device_augment(True, "policy") is False
+
+
+@pytest.mark.parametrize("name", ["yolox_m_crater", "yolox_s_crater", "yolox_nano_crater", "yolox_nano_crater_demo"])
+def test_every_crater_exp_file_is_a_crater_exp(name):
+    exp = get_exp(str(REPO / "exps" / "crater" / f"{name}.py"))
+    assert isinstance(exp, CraterExp) and exp.exp_name == name

@@ -1,65 +1,25 @@
-"""Settings shared by the crater experiments: dense fields of one class in grey orbital images.
+"""CraterExp: the settings shared by the crater experiments, dense fields of one class in grey orbital images.
 
-The size files (yolox_m_crater.py, yolox_s_crater.py, yolox_nano_crater.py) subclass CraterExp;
-`get_exp` puts this folder on sys.path before importing them, so `import crater_base` works.
+The size files in exps/crater/ (yolox_m_crater.py, yolox_s_crater.py, yolox_nano_crater.py and the demo)
+subclass it.
 """
 import os
-import random
+from dataclasses import replace
 from typing import Optional, Tuple
 
-import numpy as np
 import torch
+from loguru import logger
 from torch import nn
 
-from yolox.data.data_augment import random_affine
+from yolox.crater.transforms import DihedralTransform, ScaleJitterTransform
+from yolox.data.datasets import count_classes
 from yolox.exp import Exp
 from yolox.exp.yolox_base import split_param_groups
+from yolox.models.build import build_yolox, init_yolox
+from yolox.models.grad_ckpt import enable_grad_checkpointing
 from yolox.utils.device import DevicePolicy
 
 OPTIMIZERS = ("sgd", "adamw")
-
-
-class DihedralTransform:
-    """After the train transform: random vertical flip and 90-degree turn (transpose) of image and boxes.
-
-    With the transform's horizontal flip this covers all eight flips and quarter turns, which are exact
-    for axis-aligned boxes (arbitrary angles would inflate the box of a circle by up to 41%). Craters
-    look the same under them; only the sun direction changes, which is what the model should ignore.
-    """
-
-    def __init__(self, transform, vflip_prob: float = 0.5, transpose_prob: float = 0.5) -> None:
-        self.transform = transform
-        self.vflip_prob = vflip_prob
-        self.transpose_prob = transpose_prob
-
-    def __call__(self, image: np.ndarray, targets: np.ndarray, input_dim: Tuple[int, int]):
-        image, labels = self.transform(image, targets, input_dim)
-        valid = labels[:, 3] > 0
-        if random.random() < self.vflip_prob:
-            image = image[:, ::-1, :]
-            labels[valid, 2] = image.shape[1] - labels[valid, 2]
-        if image.shape[1] == image.shape[2] and random.random() < self.transpose_prob:
-            image = image.transpose(0, 2, 1)
-            labels[:, [1, 2, 3, 4]] = labels[:, [2, 1, 4, 3]]
-        return np.ascontiguousarray(image), labels
-
-
-class ScaleJitterTransform:
-    """Before the train transform, for items without mosaic: random scale and translation of image and boxes.
-
-    Lets the last `no_aug_epochs` keep the scale jitter that mosaic gave, without mosaic's tiling.
-    Boxes pushed out of the image are clipped; the train transform drops the ones left without area.
-    """
-
-    def __init__(self, transform, scales: Tuple[float, float], translate: float) -> None:
-        self.transform = transform
-        self.scales = scales
-        self.translate = translate
-
-    def __call__(self, image: np.ndarray, targets: np.ndarray, input_dim: Tuple[int, int]):
-        image, targets = random_affine(image, targets.copy(), target_size=(input_dim[1], input_dim[0]),
-                                       degrees=0.0, translate=self.translate, scales=self.scales, shear=0.0)
-        return self.transform(image, targets, input_dim)
 
 
 class CraterExp(Exp):
@@ -103,18 +63,21 @@ class CraterExp(Exp):
         self.no_aug_scale: Optional[Tuple[float, float]] = None  # e.g. (0.5, 1.5): scale jitter after mosaic stops
         self.center_radius = 1.5        # SimOTA candidate window, in strides (upstream's 1.5)
 
+        # activation checkpointing of backbone and neck: less memory, their forward recomputed in backward
+        self.grad_ckpt = False
         # evaluation keeps no activations for backward: None means twice the training batch
         self.eval_batch_size: Optional[int] = None
 
     def get_model(self) -> nn.Module:
-        """A new detector, with num_classes taken from the data when the data folder exists."""
-        from yolox.data.datasets import count_classes
-        from yolox.models.build import build_yolox, init_yolox
-
+        """A new detector, num_classes taken from the data when the data folder exists; checkpointed
+        backbone and neck when grad_ckpt is set."""
         if self.num_classes_from_data and self.data_dir and os.path.isdir(self.data_dir):
             self.num_classes = count_classes(self.data_dir, self.data_format, self.train_ann)
         model = build_yolox(self.depth, self.width, num_classes=self.num_classes, act=self.act,
                             depthwise=self.depthwise, p2=self.p2_head)
+        if self.grad_ckpt:
+            names = enable_grad_checkpointing(model)
+            logger.info(f"gradient checkpointing on {len(names)} backbone/neck blocks (less memory, more compute)")
         init_yolox(model)
         model.head.center_radius = float(self.center_radius)
         return model.train()
@@ -158,8 +121,6 @@ class CraterExp(Exp):
 
     def batch_augment_config(self):
         """The base config plus the vertical flip and quarter turn."""
-        from dataclasses import replace
-
         return replace(super().batch_augment_config(), vflip_prob=self.vflip_prob,
                        transpose_prob=self.transpose_prob)
 

@@ -1,14 +1,13 @@
-"""The no-mosaic training path of the crater exp: after every flip and quarter turn and the letterbox,
-each label box still sits on its crater's pixels, and the label padding stays zero."""
+"""yolox.crater.transforms, the no-mosaic training path of the crater exp: after every flip and quarter turn
+and the letterbox, each label box still sits on its crater's pixels, and the label padding stays zero."""
 import itertools
 
 import cv2
 import numpy as np
 import pytest
 
+from yolox.crater.transforms import DihedralTransform, ScaleJitterTransform
 from yolox.data.data_augment import TrainTransform
-from yolox.exp import get_exp
-from tests.tools.conftest import REPO
 
 CRATERS = [(12, 10, 5), (40, 30, 8), (20, 36, 4)]  # (cx, cy, radius) in a 64 x 48 (w x h) image
 
@@ -22,18 +21,10 @@ def crater_image():
     return image, boxes
 
 
-def crater_module():
-    get_exp(str(REPO / "exps" / "crater" / "yolox_nano_crater.py"), None)  # puts exps/crater on sys.path
-    import crater_base
-
-    return crater_base
-
-
 @pytest.mark.parametrize("hflip,vflip,turn", list(itertools.product([0.0, 1.0], repeat=3)))
 def test_boxes_cover_the_crater_pixels_after_every_flip_and_turn(hflip, vflip, turn):
-    crater_base = crater_module()
-    transform = crater_base.DihedralTransform(TrainTransform(max_labels=6, flip_prob=hflip, hsv_prob=0.0),
-                                              vflip_prob=vflip, transpose_prob=turn)
+    transform = DihedralTransform(TrainTransform(max_labels=6, flip_prob=hflip, hsv_prob=0.0),
+                                  vflip_prob=vflip, transpose_prob=turn)
     image, boxes = crater_image()
     out, labels = transform(image.copy(), boxes.copy(), (96, 96))       # letterbox ratio 1.5
     grey = out[0]
@@ -52,9 +43,8 @@ def test_boxes_cover_the_crater_pixels_after_every_flip_and_turn(hflip, vflip, t
 
 
 def test_scale_jitter_moves_boxes_with_the_pixels():
-    crater_base = crater_module()
-    transform = crater_base.ScaleJitterTransform(TrainTransform(max_labels=6, flip_prob=0.0, hsv_prob=0.0),
-                                                 scales=(0.6, 0.6), translate=0.0)
+    transform = ScaleJitterTransform(TrainTransform(max_labels=6, flip_prob=0.0, hsv_prob=0.0),
+                                     scales=(0.6, 0.6), translate=0.0)
     image, boxes = crater_image()
     out, labels = transform(image, boxes, (64, 64))
     crater_pixels = out[0] > 160

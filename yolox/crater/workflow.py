@@ -1,0 +1,241 @@
+"""The crater workflow: build the exp, ensure data, choose the batch, log the plan, train, report.
+
+`run_crater(args, policy)` takes the flags of tools/train_crater_device_aware.py. The device policy is
+built once per process (by the caller, or here from the flags) and handed to what needs it.
+"""
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Set, Tuple
+
+from loguru import logger
+
+from yolox.cli.flags import policy_from_args
+from yolox.core import launch
+from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
+from yolox.crater.report import log_plan, report_run, save_plots
+from yolox.crater.synthetic import generate_synthetic_craters
+from yolox.crater.trainer import CraterTrainer
+from yolox.data.datasets import load_split_as_coco
+from yolox.exp import check_exp_value, get_exp
+from yolox.utils.autobatch import BatchDecision, autobatch
+from yolox.utils.device import device_count
+from yolox.utils.dist import get_local_rank, get_rank, get_world_size
+from yolox.utils.logger import setup_logger
+from yolox.utils.user_errors import UserError
+
+EXPS_DIR = Path(__file__).resolve().parents[2] / "exps" / "crater"   # the checkout's exps/, beside the package
+FINE_TUNE_EXP = EXPS_DIR / "yolox_m_crater.py"
+SCRATCH_EXPS = {size: EXPS_DIR / f"yolox_{size}_crater.py" for size in ("s", "m")}
+DEMO_EXP = EXPS_DIR / "yolox_nano_crater_demo.py"
+DEFAULT_DATA_DIR = os.path.join("datasets", "craters")
+SYNTHETIC_SEED = 0
+# the synthetic set generated where the data folder is empty, unless the exp's `synthetic_data` says otherwise
+SYNTHETIC_SIZES = dict(num_train=400, num_val=80, img_size=416)
+# -b auto's upper bound unless --max-batch or the exp's `max_batch` says otherwise
+DEFAULT_MAX_BATCH = 64
+WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{name}"
+
+
+class CraterSetupError(UserError, ValueError):
+    """A crater run asked for something it cannot have: a missing checkpoint or data folder, a bad batch."""
+
+
+def parse_batch(value: str) -> Optional[int]:
+    """None for 'auto', else a positive int."""
+    if str(value).strip().lower() == "auto":
+        return None
+    try:
+        batch = int(value)
+    except ValueError:
+        raise CraterSetupError(f"-b {value!r}: give a positive number or 'auto'") from None
+    if batch < 1:
+        raise CraterSetupError(f"-b {value}: the batch size must be at least 1 (or 'auto')")
+    return batch
+
+
+def resolve_ckpt(ckpt: Optional[str], resume: bool) -> Optional[str]:
+    """The checkpoint path, None for scratch; a missing file is a clear error naming where weights come from."""
+    if ckpt is None or ckpt.strip().lower() == "none":
+        return None
+    if not os.path.isfile(ckpt):
+        name = os.path.basename(ckpt)
+        source = (f"the official weights come from {WEIGHTS_URL.format(name=name)} (save it as {ckpt}; "
+                  "see weights/README.md)" if name.startswith("yolox_") and not resume else
+                  "check the path")
+        raise CraterSetupError(f"checkpoint {ckpt} not found: {source}; or pass `-c none` to train from scratch")
+    return ckpt
+
+
+def wants_scratch_plan(args) -> bool:
+    """Training from random weights: no -c weights, no resume, not the demo (which has its own settings)."""
+    return args.ckpt is None and not args.resume and not args.demo
+
+
+def opts_keys(opts: Optional[List[str]]) -> Set[str]:
+    """The exp attributes set on the command line (`KEY VALUE` pairs)."""
+    return set((opts or [])[0::2])
+
+
+def count_train_images(data_dir: str, data_format: str) -> int:
+    """Training images in data_dir; the synthetic set's size where it is still to be generated."""
+    if not (os.path.isdir(data_dir) and os.listdir(data_dir)):
+        return SYNTHETIC_SIZES["num_train"]
+    return len(load_split_as_coco(data_dir, "train", data_format)[0].get("images", []))
+
+
+def choose_exp_file(args, data_dir: str, data_format: str) -> Tuple[str, str]:
+    """(exp file, reason): -f when given; else the demo's, the fine-tuning default, or the scratch size."""
+    if args.exp_file:
+        return args.exp_file, "given with -f"
+    if args.demo:
+        return str(DEMO_EXP), "--demo"
+    if not wants_scratch_plan(args):
+        return str(FINE_TUNE_EXP), "fine-tuning from weights: yolox-m"
+    choice = scratch_model_size(count_train_images(data_dir, data_format))
+    return str(SCRATCH_EXPS[choice.value]), choice.reason
+
+
+def build_exp(args) -> Tuple[object, str]:
+    """(exp, why this exp file): the chosen file with the command line's data folder, flags and `KEY VALUE` pairs."""
+    pairs = dict(zip((args.opts or [])[0::2], (args.opts or [])[1::2]))
+    exp_file, reason = choose_exp_file(args, args.data_dir or DEFAULT_DATA_DIR, pairs.get("data_format", "auto"))
+    exp = get_exp(exp_file, None)
+    if args.data_dir is not None:
+        exp.data_dir = args.data_dir
+    exp.merge(args.opts or [])
+    exp.strict_data = exp.strict_data or args.strict_data
+    check_exp_value(exp)
+    if args.eval_batch is not None:
+        exp.eval_batch_size = args.eval_batch
+    if args.grad_ckpt:
+        if not hasattr(exp, "grad_ckpt"):
+            raise CraterSetupError(f"--grad-ckpt: the exp {exp_file} has no grad_ckpt field; base it on "
+                                   "yolox.crater.exp.CraterExp or drop --grad-ckpt")
+        exp.grad_ckpt = True
+    return exp, reason
+
+
+def ensure_data(exp, data_dir_given: bool) -> None:
+    """Generate the synthetic crater set where the default data folder is missing; a given folder must exist."""
+    if os.path.isdir(exp.data_dir) and os.listdir(exp.data_dir):
+        return
+    if data_dir_given:
+        raise CraterSetupError(f"--data-dir {exp.data_dir} not found: give a folder in COCO, YOLO-txt or crater "
+                               "CSV layout (see README 'Bringing your own crater data')")
+    sizes = getattr(exp, "synthetic_data", SYNTHETIC_SIZES)
+    logger.warning(f"no crater data at {exp.data_dir}: generating a synthetic crater set there (seed "
+                   f"{SYNTHETIC_SEED}, {sizes['num_train']} train / {sizes['num_val']} val images of "
+                   f"{sizes['img_size']} px); put your own data there, or pass --data-dir, to train on real craters")
+    started = time.time()
+    counts = generate_synthetic_craters(exp.data_dir, seed=SYNTHETIC_SEED, **sizes)
+    logger.info(f"synthetic crater set written in {time.time() - started:.1f}s: {counts}")
+
+
+def train_label_stats(exp) -> Tuple[int, int]:
+    """(most boxes in one training image, training images): realistic label counts for the memory probe."""
+    data, _ = load_split_as_coco(exp.data_dir, "train", exp.data_format)
+    counts: Dict[int, int] = {}
+    for ann in data.get("annotations", []):
+        counts[ann["image_id"]] = counts.get(ann["image_id"], 0) + 1
+    return max(counts.values(), default=1), len(data.get("images", []))
+
+
+def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int]) -> Tuple[int, BatchDecision]:
+    """Measure memory and choose (or check) the total batch; returns (batch, BatchDecision).
+
+    With several processes the step is measured once, on this process's device before the workers start
+    (rank 0's GPU; the GPUs of one host are taken to be alike), and the per-device batch is multiplied by
+    the world size. A GPU that holds less still recovers: out of memory on any rank halves the batch on all.
+    """
+    requested = parse_batch(args.batch_size)
+    if requested is not None and requested % world_size:
+        raise CraterSetupError(f"-b {requested} with -d {world_size}: give a multiple of {world_size} so every "
+                               "GPU gets the same batch (or -b auto)")
+    max_batch = args.max_batch or getattr(exp, "max_batch", DEFAULT_MAX_BATCH)
+    boxes, train_images = label_stats
+    # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
+    step_cap = max(1, train_images // 8)
+    decision = autobatch(
+        policy.to(exp.get_model()), policy, tuple(exp.input_size), num_classes=exp.num_classes,
+        target_fraction=args.target_mem_fraction, multiple=8,
+        max_batch=max(1, min(max_batch, step_cap) // world_size),   # both caps are of the total batch
+        requested=None if requested is None else requested // world_size,
+        num_boxes=min(exp.max_labels, 4 * boxes),   # a mosaic holds up to four images' boxes
+        max_labels=exp.max_labels)
+    return decision.batch_size * world_size, decision
+
+
+def process_count(args, policy) -> int:
+    """Training processes: -d on CUDA with a distributed backend (at most the GPUs visible), else one."""
+    if not args.devices or args.devices <= 1:
+        return 1
+    if policy.kind == "cuda" and policy.dist_backend:
+        return min(args.devices, device_count("cuda"))
+    logger.warning(f"-d {args.devices} ignored: one process on {policy.kind} ({policy.reasons['dist_backend']})")
+    return 1
+
+
+def run_training(exp, args, policy=None) -> dict:
+    """Train in this process (one process per GPU under -d, each building its policy); rank 0's figures."""
+    if policy is None:
+        policy = policy_from_args(args, local_rank=get_local_rank(), world_size=get_world_size())
+    if exp.seed is not None:
+        policy.seed_everything(int(exp.seed))     # the trainer builds the model next: the same initial weights
+    trainer = CraterTrainer(exp, args, policy)
+    trainer.train()
+    if get_rank() != 0:
+        return {}
+    figures = {"best_AP50_95": trainer.best_ap, "best_epoch": trainer.best_epoch}
+    evaluations = trainer.eval_history
+    if evaluations:
+        figures.update(AP50=evaluations[-1]["AP50"], AP50_95=evaluations[-1]["AP50:95"])
+    figures["plots"] = save_plots(trainer.file_name, exp.exp_name, trainer.loss_history, evaluations,
+                                  trainer.last_eval_outputs, trainer.evaluator.dataloader.dataset)
+    for path in figures["plots"]:
+        logger.info(f"wrote {path}")
+    return figures
+
+
+def run_crater(args, policy=None) -> dict:
+    """The whole crater run from the parsed flags; `policy` replaces the one built from them (tests simulate
+    MPS this way). Returns rank 0's figures and, when evaluations were recorded, the run summary."""
+    args.ckpt = resolve_ckpt(args.ckpt, args.resume)
+    exp, exp_reason = build_exp(args)
+    args.experiment_name = args.experiment_name or exp.exp_name
+    run_dir = os.path.join(exp.output_dir, args.experiment_name)
+    os.makedirs(run_dir, exist_ok=True)
+    setup_logger(run_dir, distributed_rank=0, filename="train_log.txt", mode="a")
+    ensure_data(exp, data_dir_given=args.data_dir is not None)
+
+    if policy is None:
+        policy = policy_from_args(args, world_size=args.devices or 1)
+    world_size = process_count(args, policy)
+    if exp.seed is not None:
+        policy.seed_everything(int(exp.seed))     # the batch probe builds a model: the same one on every run
+    exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
+    label_stats = train_label_stats(exp)
+    overridden = opts_keys(args.opts)
+    scratch = wants_scratch_plan(args) and getattr(exp, "scratch_recipe", True)
+    reasons = {"model": exp_reason}
+    if scratch:
+        reasons.update(apply_scratch_model(exp, overridden))
+    batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
+    args.batch_size = batch
+    if scratch:
+        reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
+    recipe = [f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"]
+    log_plan(policy, batch, decision, exp, world_size, recipe + recipe_lines(exp, overridden, reasons))
+
+    started = time.time()
+    if world_size > 1:
+        policy.release_cache()
+        launch(run_training, world_size, backend=args.dist_backend or policy.dist_backend,
+               dist_url=args.dist_url or "auto", args=(exp, args))
+        figures = {}
+    else:
+        figures = run_training(exp, args, policy)
+    summary = report_run(run_dir, exp.max_epoch, batch, time.time() - started)
+    if summary:
+        figures.update(summary=summary)
+    return figures
