@@ -57,6 +57,13 @@ def test_bad_exp_value(tmp_path, tiny_data, opts, expected):
                                         cwd=tmp_path), expected)
 
 
+@pytest.mark.parametrize("tool, args", [("train", ["-n", "yolox-nano"]), ("eval", ["-n", "yolox-nano"]),
+                                        ("demo", ["image", "-n", "yolox-nano", "--path", "dog.jpg"])])
+def test_unknown_device_is_one_line(tmp_path, tool, args):
+    assert_one_line_user_error(run_tool(tool, *args, "--device", "tpu", cwd=tmp_path),
+                               "unknown device 'tpu'", "use auto, cpu, cuda")
+
+
 def test_debug_shows_the_traceback(tmp_path):
     for result in (run_tool("eval", "-f", "none.py", "--debug", cwd=tmp_path),
                    run_tool("eval", "-f", "none.py", cwd=tmp_path, debug_env=True)):
