@@ -2,17 +2,13 @@
 """COCO-style evaluation of a YOLOX checkpoint on CUDA, Apple MPS or CPU."""
 import argparse
 import os
-import sys
 
 from loguru import logger
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
-
-from yolox.core import launch  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
+from yolox.core import launch
+from yolox.exp import get_exp
+from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp
+from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -149,5 +145,10 @@ def run(argv=None) -> None:
            dist_url="auto" if args.dist_url is None else args.dist_url, args=(exp, args, num_devices))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-eval` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

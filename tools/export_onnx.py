@@ -3,17 +3,13 @@
 import argparse
 import importlib.util
 import os
-import sys
 
 import torch
 from loguru import logger
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
-
-from yolox.exp import get_exp  # noqa: E402
+from yolox.exp import get_exp
+from yolox.utils.user_errors import CLIParser, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -90,5 +86,10 @@ def run(argv=None) -> str:
     return export(exp, args)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-export-onnx` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,19 +1,13 @@
 #!/usr/bin/env python3
 """Train a YOLOX model on CUDA, Apple MPS or CPU (the device layer decides the details)."""
 import argparse
-import os
-import sys
 
 from loguru import logger
 
-# running as `python tools/train.py` puts tools/ first on sys.path, not the repository
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
-
-from yolox.core import launch  # noqa: E402
-from yolox.exp import check_exp_value, get_exp  # noqa: E402
-from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
+from yolox.core import launch
+from yolox.exp import check_exp_value, get_exp
+from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp
+from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)"
 
@@ -130,5 +124,10 @@ def run(argv=None) -> None:
            args=(exp, args))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-train` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

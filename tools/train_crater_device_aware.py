@@ -16,16 +16,15 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-# running as `python tools/...` puts tools/ first on sys.path, not the repository
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+import yolox.exp.crater
+from yolox.utils.user_errors import CLIParser, run_cli
 
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
-
-DEFAULT_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_m_crater.py")
-SCRATCH_EXPS = {size: os.path.join(REPO_ROOT, "exps", "crater", f"yolox_{size}_crater.py") for size in ("s", "m")}
+# exps/crater: installed it is the package's own folder, in a checkout the folder the package appends last
+CRATER_EXPS = yolox.exp.crater.__path__[-1]
+DEFAULT_EXP = os.path.join(CRATER_EXPS, "yolox_m_crater.py")
+SCRATCH_EXPS = {size: os.path.join(CRATER_EXPS, f"yolox_{size}_crater.py") for size in ("s", "m")}
 RUN_SUMMARY_FILE = "run_summary.json"
-DEMO_EXP = os.path.join(REPO_ROOT, "exps", "crater", "yolox_nano_crater.py")
+DEMO_EXP = os.path.join(CRATER_EXPS, "yolox_nano_crater.py")
 DEFAULT_DATA_DIR = os.path.join("datasets", "craters")
 SYNTHETIC_SEED = 0
 SYNTHETIC_SIZES = dict(num_train=400, num_val=80, img_size=416)
@@ -45,9 +44,8 @@ def make_parser() -> argparse.ArgumentParser:
         "train_crater_device_aware", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-f", "--exp_file", default=None,
-                        help=f"experiment file (default {os.path.relpath(DEFAULT_EXP, REPO_ROOT)} with weights; "
-                             "from scratch the size that suits the data; "
-                             f"--demo: {os.path.relpath(DEMO_EXP, REPO_ROOT)})")
+                        help=f"experiment file (default {DEFAULT_EXP} with weights; "
+                             f"from scratch the size that suits the data; --demo: {DEMO_EXP})")
     parser.add_argument("-expn", "--experiment-name", default=None)
     parser.add_argument("-b", "--batch-size", default="auto",
                         help="total batch size, or 'auto' to measure the largest that fits")
@@ -543,5 +541,10 @@ def report_run(run_dir: str, exp, batch: int, wall_seconds: float) -> Optional[d
     return summary
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-train-craters` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
