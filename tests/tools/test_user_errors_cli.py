@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tests.core.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
+from tests.fixtures.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
 from tests.tools.conftest import REPO
 
 
