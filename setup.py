@@ -14,10 +14,25 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(exclude=("tests", "tests.*", "tools", "exps")) + ["yolox.exp.default"],
-    package_dir={"yolox.exp.default": "exps/default"},
+    packages=find_packages(exclude=("tests", "tests.*", "tools", "exps", "benchmarks"))
+    + ["yolox.exp.default", "yolox.exp.crater", "yolox.tools"],
+    # the standard and crater exp files and the user commands ship inside the package (yolox/exp/default,
+    # yolox/exp/crater and yolox/tools add the same folders in a source checkout)
+    package_dir={"yolox.exp.default": "exps/default", "yolox.exp.crater": "exps/crater", "yolox.tools": "tools"},
     # the fused BatchNorm+SiLU CPU kernel's source, compiled on first use (yolox/models/fused_bn_silu.py)
     package_data={"yolox.models": ["csrc/*.cpp"]},
+    # the user commands of tools/, runnable from any folder (tools/README.md says what each does)
+    entry_points={"console_scripts": [
+        "yolox-train = yolox.tools.train:cli",
+        "yolox-train-craters = yolox.tools.train_crater_device_aware:cli",
+        "yolox-eval = yolox.tools.eval:cli",
+        "yolox-demo = yolox.tools.demo:cli",
+        "yolox-export-onnx = yolox.tools.export_onnx:cli",
+        "yolox-detect-craters = yolox.tools.detect_craters:cli",
+        "yolox-compare-catalogues = yolox.tools.compare_catalogues:cli",
+        "yolox-convert-craters = yolox.tools.convert_craters:cli",
+        "yolox-make-crater-mosaic = yolox.tools.make_crater_mosaic:cli",
+    ]},
     install_requires=[
         # torch is never pinned: Mac users install the build that suits their machine.
         "torch>=2.1",

@@ -9,19 +9,15 @@ copied with --copy), the layout every COCO exp reads.
 import json
 import os
 import shutil
-import sys
 import tempfile
 from typing import List, Optional
 
 from loguru import logger
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
-
-from yolox.data.datasets.detection_formats import (  # noqa: E402
+from yolox.data.datasets.detection_formats import (
     available_splits, load_split_as_coco, resolve_format,
 )
+from yolox.utils.user_errors import CLIParser, run_cli
 
 
 def write_json_atomic(data: dict, path: str) -> None:
@@ -87,5 +83,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-convert-craters` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

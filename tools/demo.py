@@ -2,7 +2,6 @@
 """Run a YOLOX model on an image, a folder of images, a video or a webcam and draw the detections."""
 import argparse
 import os
-import sys
 import time
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -12,17 +11,15 @@ import numpy as np
 import torch
 from loguru import logger
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from yolox.utils.user_errors import CLIParser, run_cli
 
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
-
-from yolox.data.data_augment import ValTransform  # noqa: E402
-from yolox.data.datasets import COCO_CLASSES  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.utils.boxes import postprocess  # noqa: E402
-from yolox.utils.checkpoint import load_run_model  # noqa: E402
-from yolox.utils.device import build_policy  # noqa: E402
-from yolox.utils.model_utils import fuse_model, get_model_info  # noqa: E402
+from yolox.data.data_augment import ValTransform
+from yolox.data.datasets import COCO_CLASSES
+from yolox.exp import get_exp
+from yolox.utils.boxes import postprocess
+from yolox.utils.checkpoint import load_run_model
+from yolox.utils.device import build_policy
+from yolox.utils.model_utils import fuse_model, get_model_info
 
 IMAGE_EXT = (".jpg", ".jpeg", ".webp", ".bmp", ".png")
 
@@ -285,5 +282,10 @@ def run(argv=None):
     return main(exp, args)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-demo` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

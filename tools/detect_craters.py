@@ -6,12 +6,8 @@
 writes out/craters.csv, craters.geojson, overview.png, craters.diam (craterstats) and run.json.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+from yolox.utils.user_errors import CLIParser, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -61,5 +57,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-detect-craters` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -2,26 +2,23 @@
 """COCO-style evaluation of a YOLOX checkpoint on CUDA, Apple MPS or CPU."""
 import argparse
 import os
-import sys
 from typing import Optional
 
 from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
-from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
-
-from yolox.core import launch  # noqa: E402
-from yolox.core.launch import launched_by_torchrun  # noqa: E402
-from yolox.exp import get_exp  # noqa: E402
-from yolox.utils.checkpoint import load_run_model  # noqa: E402
-from yolox.utils.device import DevicePolicy, build_policy, device_count  # noqa: E402
-from yolox.utils.dist import get_local_rank, get_rank, get_world_size  # noqa: E402
-from yolox.utils.compat import call_with_supported  # noqa: E402
-from yolox.utils.logger import setup_logger  # noqa: E402
-from yolox.utils.model_utils import fuse_model, get_model_info  # noqa: E402
-from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
+from yolox.core import launch
+from yolox.core.launch import launched_by_torchrun
+from yolox.exp import get_exp
+from yolox.utils.checkpoint import load_run_model
+from yolox.utils.device import DevicePolicy, build_policy, device_count
+from yolox.utils.dist import get_local_rank, get_rank, get_world_size
+from yolox.utils.compat import call_with_supported
+from yolox.utils.logger import setup_logger
+from yolox.utils.model_utils import fuse_model, get_model_info
+from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -150,5 +147,10 @@ def run(argv=None) -> None:
            args=(exp, args, num_devices, policy if in_place else None))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-eval` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

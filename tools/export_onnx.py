@@ -3,20 +3,17 @@
 import argparse
 import importlib.util
 import os
-import sys
 
 import torch
 from loguru import logger
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from yolox.utils.user_errors import CLIParser, run_cli
 
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
-
-from yolox.exp import get_exp  # noqa: E402
-from yolox.models.network_blocks import SiLU  # noqa: E402
-from yolox.utils.checkpoint import load_run_model  # noqa: E402
-from yolox.utils.model_utils import replace_module  # noqa: E402
+from yolox.exp import get_exp
+from yolox.models.network_blocks import SiLU
+from yolox.utils.checkpoint import load_run_model
+from yolox.utils.model_utils import replace_module
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -89,5 +86,10 @@ def run(argv=None) -> str:
     return export(exp, args)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-export-onnx` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

@@ -5,12 +5,8 @@
 """
 import argparse
 import csv
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+from yolox.utils.user_errors import CLIParser, run_cli
 
 MARS_EQC = "+proj=eqc +lat_ts=0 +lat_0=0 +lon_0=0 +x_0=0 +y_0=0 +R=3396190 +units=m +no_defs"
 
@@ -47,5 +43,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-make-crater-mosaic` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

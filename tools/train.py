@@ -2,27 +2,22 @@
 """Train a YOLOX model on CUDA, Apple MPS or CPU (the device layer decides the details)."""
 import argparse
 import os
-import sys
 from typing import Optional, Tuple
 
 from loguru import logger
 
-# running as `python tools/train.py` puts tools/ first on sys.path, not the repository
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, UserError, run_cli  # noqa: E402
-
-from yolox.cli.flags import add_device_args, add_run_args, policy_from_args, prepare_environment  # noqa: E402
+from yolox.cli.flags import add_device_args, add_run_args, policy_from_args, prepare_environment
+from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
 prepare_environment()  # before anything imports torch, which reads the MPS variables when it starts
 
-from yolox.core import launch  # noqa: E402
-from yolox.core.launch import launched_by_torchrun  # noqa: E402
-from yolox.exp import check_exp_value, get_exp  # noqa: E402
-from yolox.utils.compat import call_with_supported  # noqa: E402
-from yolox.utils.device import DevicePolicy, device_count  # noqa: E402
-from yolox.utils.dist import get_local_rank, get_world_size  # noqa: E402
-from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp  # noqa: E402
+from yolox.core import launch
+from yolox.core.launch import launched_by_torchrun
+from yolox.exp import check_exp_value, get_exp
+from yolox.utils.compat import call_with_supported
+from yolox.utils.device import DevicePolicy, device_count
+from yolox.utils.dist import get_local_rank, get_world_size
+from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -93,5 +88,10 @@ def run(argv=None) -> None:
            args=(exp, args, policy if in_place else None))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-train` command: run() with user errors as one line and exit status 2."""
     run_cli(run)
+
+
+if __name__ == "__main__":
+    cli()

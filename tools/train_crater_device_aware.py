@@ -10,16 +10,10 @@ trains without downloading anything:
     python tools/train_crater_device_aware.py -b 16 -c weights/yolox_m.pth
 """
 import argparse
-import os
-import sys
 from typing import List, Optional
 
-# running as `python tools/...` puts tools/ first on sys.path, not the repository
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-from yolox.cli.flags import add_device_args, add_run_args, prepare_environment  # noqa: E402
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+from yolox.cli.flags import add_device_args, add_run_args, prepare_environment
+from yolox.utils.user_errors import CLIParser, run_cli
 
 EPILOG = ("Without -f: exps/crater/yolox_m_crater.py when fine-tuning from -c weights; from scratch "
           "(-c none or no -c) the size that suits the data (yolox_s_crater.py or yolox_m_crater.py); "
@@ -60,5 +54,10 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
     return run_crater(args, policy)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-train-craters` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from tests.core.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
+from tests.fixtures.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.core.conftest import train_args
-from tests.core.tiny_coco import KILL_HOOK, OOM_HOOK, TINY_MODEL, write_exp_file
+from tests.fixtures.tiny_coco import KILL_HOOK, OOM_HOOK, TINY_MODEL, write_exp_file
 from yolox.core.trainer import Trainer, TrainingDiverged, TrainingOutOfMemory
 from yolox.exp import get_exp
 from yolox.utils.device import build_policy

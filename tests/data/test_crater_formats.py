@@ -5,7 +5,7 @@ import pytest
 
 from tests.data.synth import write_coco, write_csv, write_yolo
 from yolox.data.datasets import build_detection_dataset, check_num_classes, count_classes, detect_format
-from tools.convert_craters import convert, main as convert_main
+from yolox.tools.convert_craters import convert, main as convert_main
 from yolox.data.datasets.yolo_txt import parse_data_yaml
 
 WRITERS = {"coco": write_coco, "yolo": write_yolo, "csv": write_csv}

@@ -1,4 +1,4 @@
-import importlib.util
+import importlib
 from pathlib import Path
 
 import pytest
@@ -7,11 +7,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_tool(name: str):
-    """Import tools/<name>.py as a module (tools/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module of tools/<name>.py, imported as yolox.tools.<name> (how the console entry points find it)."""
+    return importlib.import_module(f"yolox.tools.{name}")
 
 
 @pytest.fixture

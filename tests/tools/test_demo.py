@@ -5,7 +5,7 @@ import shutil
 import cv2
 import numpy as np
 
-from tests.core.tiny_coco import make_tiny_coco, write_exp_file
+from tests.fixtures.tiny_coco import make_tiny_coco, write_exp_file
 from tests.tools.conftest import load_tool
 
 EXPECTED = {"dog": [133, 207, 326, 543], "bicycle": [52, 137, 572, 424], "car": [466, 78, 692, 171]}

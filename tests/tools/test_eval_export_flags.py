@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.core.conftest import train_args
-from tests.core.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
+from tests.fixtures.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
 from tests.tools.conftest import load_tool
 
 UPSTREAM_DESTS = {

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from tests.core.tiny_coco import make_tiny_coco, write_exp_file
+from tests.fixtures.tiny_coco import make_tiny_coco, write_exp_file
 from tests.tools.conftest import REPO, load_tool
 from yolox.cli.flags import policy_from_args
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tests.core.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
+from tests.fixtures.tiny_coco import KILL_HOOK, TINY_MODEL, make_tiny_coco, write_exp_file
 from tests.tools.conftest import REPO
 
 
@@ -55,6 +55,13 @@ def test_missing_exp_file(tmp_path):
 def test_bad_exp_value(tmp_path, tiny_data, opts, expected):
     assert_one_line_user_error(run_tool("train", "-f", tiny_exp(tmp_path, tiny_data), "--device", "cpu", *opts,
                                         cwd=tmp_path), expected)
+
+
+@pytest.mark.parametrize("tool, args", [("train", ["-n", "yolox-nano"]), ("eval", ["-n", "yolox-nano"]),
+                                        ("demo", ["image", "-n", "yolox-nano", "--path", "dog.jpg"])])
+def test_unknown_device_is_one_line(tmp_path, tool, args):
+    assert_one_line_user_error(run_tool(tool, *args, "--device", "tpu", cwd=tmp_path),
+                               "unknown device 'tpu'", "use auto, cpu, cuda")
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -118,9 +118,9 @@ def test_helpers_reach_torch_mps_when_available(no_cuda, monkeypatch):  # noqa: 
 
 
 def real_trainer(tmp_path):
-    """A real Trainer on a 4-image set with the millisecond TinyDetector (tests/core helpers), built on CPU."""
+    """A real Trainer on a 4-image set with the millisecond TinyDetector (tests/fixtures/tiny_coco.py), built on CPU."""
     trainer_module = pytest.importorskip("yolox.core.trainer")
-    tiny_coco = pytest.importorskip("tests.core.tiny_coco")
+    tiny_coco = pytest.importorskip("tests.fixtures.tiny_coco")
     from tests.core.conftest import train_args
     from yolox.exp import get_exp
     from yolox.utils.device import build_policy

@@ -186,7 +186,7 @@ class Trainer:
         return self.batch_size // self.world_size
 
     def train_one_iter(self) -> None:
-        # the named ranges show up in torch.profiler traces (tools/benchmark.py --profile)
+        # the named ranges show up in torch.profiler traces (benchmarks/benchmark.py --profile)
         iter_start = time.time()
         with record_function("trainer.data"):
             inps, targets = self.prefetcher.take()

@@ -10,6 +10,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from loguru import logger
 
+import yolox.exp.crater
+
 from yolox.cli.flags import policy_from_args
 from yolox.core import launch
 from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
@@ -24,7 +26,8 @@ from yolox.utils.dist import get_local_rank, get_rank, get_world_size
 from yolox.utils.logger import setup_logger
 from yolox.utils.user_errors import UserError
 
-EXPS_DIR = Path(__file__).resolve().parents[2] / "exps" / "crater"   # the checkout's exps/, beside the package
+# exps/crater: installed, the package's own folder; in a checkout, the folder the package appends last
+EXPS_DIR = Path(yolox.exp.crater.__path__[-1])
 FINE_TUNE_EXP = EXPS_DIR / "yolox_m_crater.py"
 SCRATCH_EXPS = {size: EXPS_DIR / f"yolox_{size}_crater.py" for size in ("s", "m")}
 DEMO_EXP = EXPS_DIR / "yolox_nano_crater_demo.py"

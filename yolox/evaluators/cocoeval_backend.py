@@ -1,6 +1,6 @@
 """Which COCOeval runs the bbox evaluation: faster-coco-eval's C++ one when installed, else pycocotools'.
 
-Both give the same 12 stats (tools/bench_cocoeval.py checks it); the C++ one is about 60 times faster than
+Both give the same 12 stats (benchmarks/bench_cocoeval.py checks it); the C++ one is about 60 times faster than
 pycocotools on dense crater images (300+ boxes each), which is why the `eval` extra brings it.
 """
 from functools import lru_cache

@@ -18,6 +18,9 @@ class DeviceUnavailableError(UserError, RuntimeError):
     """The requested device cannot be used here; the message says why and what to do."""
 
 
+class UnknownDeviceError(UserError, ValueError):
+    """The device string names no device we know; the message lists the accepted spellings."""
+
 
 def _torch_version() -> Tuple[int, int]:
     match = re.match(r"(\d+)\.(\d+)", str(torch.__version__))
@@ -55,11 +58,11 @@ def _parse_request(requested: str) -> Tuple[str, Optional[int]]:
     text = (requested or "auto").strip().lower()
     match = re.fullmatch(r"(auto|cuda|gpu|mps|cpu)(?::(\d+))?", text)
     if match is None:
-        raise ValueError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N, gpu or mps")
+        raise UnknownDeviceError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N, gpu or mps")
     kind, index = match.group(1), match.group(2)
     kind = "cuda" if kind == "gpu" else kind
     if index is not None and kind in ("auto", "cpu"):
-        raise ValueError(f"device {requested!r} takes no index: use {kind!r}")
+        raise UnknownDeviceError(f"device {requested!r} takes no index: use {kind!r}")
     return kind, None if index is None else int(index)
 
 

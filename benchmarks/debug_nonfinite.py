@@ -8,7 +8,7 @@ module name. A non-finite *gradient* with a finite forward is what the scaler ha
 and skips the step); a non-finite *forward output* or weight is the bug.
 
 Example (THEMIS, yolox-nano, fp16 + channels_last, LR held at epoch 3's value; a few minutes on one H200):
-    python tools/debug_nonfinite.py -n yolox-nano --data-dir ../shared/datasets/themis_mars -b 64 \\
+    python benchmarks/debug_nonfinite.py -n yolox-nano --data-dir ../shared/datasets/themis_mars -b 64 \\
         --size 416 --iters 400 --fp16 --lr-at-epoch 3
 Add --ckpt PATH --resume to start from a checkpoint of the run that diverged (its scaler state included).
 """

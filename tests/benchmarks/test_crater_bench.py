@@ -1,10 +1,10 @@
-"""tools/crater_bench.py: seeds, mean ± std, the table, failures, and two seeded CPU runs that agree."""
+"""benchmarks/crater_bench.py: seeds, mean ± std, the table, failures, and two seeded CPU runs that agree."""
 import json
 
 import pytest
 import torch
 
-from tests.tools.conftest import REPO, load_tool
+from tests.benchmarks.conftest import REPO, load_benchmark
 from yolox.crater.synthetic import generate_synthetic_craters
 
 NANO_EXP = str(REPO / "exps" / "crater" / "yolox_nano_crater.py")
@@ -17,7 +17,7 @@ def seed_row(seed, best50, final50, name="r"):
 
 
 def test_seeds_parse_as_a_count_or_a_list():
-    bench = load_tool("crater_bench")
+    bench = load_benchmark("crater_bench")
     assert bench.parse_seeds("3") == [0, 1, 2]
     assert bench.parse_seeds("0,4") == [0, 4] and bench.parse_seeds("7,") == [7]
     with pytest.raises(SystemExit, match="count"):
@@ -27,7 +27,7 @@ def test_seeds_parse_as_a_count_or_a_list():
 
 
 def test_summary_is_mean_and_sample_std_of_the_finished_seeds_and_names_the_failed():
-    bench = load_tool("crater_bench")
+    bench = load_benchmark("crater_bench")
     rows = [seed_row(0, 0.6, 0.4), seed_row(1, 0.7, 0.5),
             {"kind": "seed", "name": "r", "seed": 2, "error": "exit code 1"}]
     summary = bench.recipe_summary("r", rows)
@@ -41,7 +41,7 @@ def test_summary_is_mean_and_sample_std_of_the_finished_seeds_and_names_the_fail
 
 
 def test_one_seed_has_zero_spread_and_all_failed_has_no_figures():
-    bench = load_tool("crater_bench")
+    bench = load_benchmark("crater_bench")
     assert bench.recipe_summary("r", [seed_row(0, 0.5, 0.5)])["best_AP50"] == {"mean": 0.5, "std": 0.0}
     failed = bench.recipe_summary("r", [{"kind": "seed", "name": "r", "seed": 0, "error": "x"}])
     assert failed["failed"] == [0] and "best_AP50" not in failed
@@ -49,10 +49,10 @@ def test_one_seed_has_zero_spread_and_all_failed_has_no_figures():
 
 
 def test_seed_command_puts_options_before_the_overrides_and_the_seed_last():
-    bench = load_tool("crater_bench")
+    bench = load_benchmark("crater_bench")
     args = bench.make_parser().parse_args(["--name", "s", "--data-dir", "D", "--", "-f", "E", "max_epoch", "5"])
     command = bench.seed_command(args, 4, workers=3)
-    assert command[2:] == ["-expn", "s_seed4", "--data-dir", "D", "-f", "E", "max_epoch", "5", "seed", "4",
+    assert command[3:] == ["-expn", "s_seed4", "--data-dir", "D", "-f", "E", "max_epoch", "5", "seed", "4",
                            "output_dir", args.output_dir, "data_num_workers", "3"]
 
 
@@ -66,7 +66,7 @@ def tiny_bench_argv(tmp_path, name, seeds="1", extra=()):
 
 def test_a_failing_seed_is_reported_and_the_others_are_not_stopped(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    bench = load_tool("crater_bench")
+    bench = load_benchmark("crater_bench")
     rows = bench.main(tiny_bench_argv(tmp_path, "broken", extra=["--data-dir", str(tmp_path / "missing")]))
     assert rows[0]["error"].startswith("exit code") and rows[-1]["failed"] == [0]
     assert "FAILED" in capsys.readouterr().out
@@ -76,7 +76,7 @@ def test_a_failing_seed_is_reported_and_the_others_are_not_stopped(tmp_path, mon
 def test_two_runs_with_the_same_seed_give_the_same_ap_and_weights_on_cpu(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     generate_synthetic_craters(tmp_path / "data", num_train=8, num_val=2, img_size=64, seed=0)
-    bench = load_tool("crater_bench")
+    bench = load_benchmark("crater_bench")
     first = bench.main(tiny_bench_argv(tmp_path, "a"))
     second = bench.main(tiny_bench_argv(tmp_path, "b"))
     run_a, run_b = first[0], second[0]

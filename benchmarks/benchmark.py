@@ -4,9 +4,9 @@
 Prints one JSON line per measurement, then a table. Paste both into an issue.
 
 Examples:
-    python tools/benchmark.py -n yolox-s -b 64 --size 640 --gts 20 --settings plain,fast
-    python tools/benchmark.py -n yolox-nano -b 8 --size 416 --device cpu --threads 2
-    python tools/benchmark.py -n yolox-s -b 64 --measure trainer --iters 200 --warmup 30
+    python benchmarks/benchmark.py -n yolox-s -b 64 --size 640 --gts 20 --settings plain,fast
+    python benchmarks/benchmark.py -n yolox-nano -b 8 --size 416 --device cpu --threads 2
+    python benchmarks/benchmark.py -n yolox-s -b 64 --measure trainer --iters 200 --warmup 30
 """
 import argparse
 import json

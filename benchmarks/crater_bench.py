@@ -5,9 +5,9 @@ Each seed is one run of tools/train_crater_device_aware.py in its own process (a
 reported, the others go on); the figures come from the run's run_summary.json. Results are JSON
 lines (one per seed plus one summary per recipe) in --out and on stdout, and a table:
 
-    python tools/crater_bench.py --name base --data-dir D --parallel 3 -- -f exps/crater/yolox_s_crater.py \\
+    python benchmarks/crater_bench.py --name base --data-dir D --parallel 3 -- -f exps/crater/yolox_s_crater.py \\
         -b 16 -c none input_size 416,416 test_size 416,416
-    python tools/crater_bench.py --summarize bench.jsonl other.jsonl     # compare recipes
+    python benchmarks/crater_bench.py --summarize bench.jsonl other.jsonl     # compare recipes
 """
 import argparse
 import json
@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 from yolox.utils.user_errors import CLIParser, run_cli
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATER_SCRIPT = os.path.join(REPO_ROOT, "tools", "train_crater_device_aware.py")
+# the crater command as a module, so it is found the same way installed and in a checkout
+CRATER_COMMAND = [sys.executable, "-m", "yolox.tools.train_crater_device_aware"]
 METRICS = ("best_AP50", "best_AP50_95", "final_AP50", "final_AP50_95")
 
 
@@ -58,7 +58,7 @@ def parse_seeds(text: str) -> List[int]:
 
 def seed_command(args, seed: int, workers: Optional[int]) -> List[str]:
     """The crater script's command line for one seed: its options first, the KEY VALUE overrides last."""
-    command = [sys.executable, CRATER_SCRIPT, "-expn", f"{args.name}_seed{seed}"]
+    command = [*CRATER_COMMAND, "-expn", f"{args.name}_seed{seed}"]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     command += [arg for arg in args.train_args if arg != "--"]

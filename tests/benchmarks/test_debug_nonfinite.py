@@ -1,7 +1,7 @@
-"""tools/debug_nonfinite.py names the first layer whose output, then whose gradient, is non-finite."""
+"""benchmarks/debug_nonfinite.py names the first layer whose output, then whose gradient, is non-finite."""
 import torch
 
-from tests.tools.conftest import load_tool
+from tests.benchmarks.conftest import load_benchmark
 
 
 class Overflow(torch.nn.Module):
@@ -12,7 +12,7 @@ class Overflow(torch.nn.Module):
 
 
 def test_watch_reports_the_first_non_finite_forward_and_gradient():
-    tool = load_tool("debug_nonfinite")
+    tool = load_benchmark("debug_nonfinite")
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), Overflow(), torch.nn.Linear(2, 1))
     with torch.no_grad():
         model[0].weight.fill_(1.0)
@@ -25,7 +25,7 @@ def test_watch_reports_the_first_non_finite_forward_and_gradient():
 
 
 def test_watch_stays_silent_on_a_finite_step():
-    tool = load_tool("debug_nonfinite")
+    tool = load_benchmark("debug_nonfinite")
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.SiLU(), torch.nn.Linear(2, 1))
     watch = tool.NonFiniteWatch(model)
     model(torch.ones(3, 2)).sum().backward()

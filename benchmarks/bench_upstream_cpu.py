@@ -5,7 +5,7 @@ Upstream is imported from a source tree given with --upstream (its `yolox` packa
 module table, so both live in one process); both models get the same weights, images and boxes.
 
     pip download --no-deps --no-build-isolation yolox==0.3.0 -d /tmp/up && tar xzf /tmp/up/yolox-0.3.0.tar.gz -C /work/upstream_site
-    python tools/bench_upstream_cpu.py --upstream /work/upstream_site/yolox-0.3.0 --threads 2 --reps 15
+    python benchmarks/bench_upstream_cpu.py --upstream /work/upstream_site/yolox-0.3.0 --threads 2 --reps 15
 """
 import statistics
 import sys
@@ -16,6 +16,8 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from yolox.utils.user_errors import CLIParser, run_cli
+
+from benchmark import synthetic_batch  # benchmarks/benchmark.py: this script's folder is first on sys.path
 
 
 OURS = "ours (cpu policy)"
@@ -67,8 +69,6 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     torch.set_num_threads(args.threads)
     from yolox.models.build import build_yolox, init_yolox
     from yolox.utils.device import build_policy
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-    from benchmark import synthetic_batch
 
     upstream = load_upstream_yolox(args.upstream)
     torch.manual_seed(0)

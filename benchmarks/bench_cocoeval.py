@@ -1,7 +1,7 @@
 """Time COCO bbox evaluation, pycocotools vs faster-coco-eval, on a dense and a sparse set; check they agree.
 
-    python tools/bench_cocoeval.py                       # dense 300 images x 320 craters, sparse 500 x 0-8
-    python tools/bench_cocoeval.py --dense-images 40     # a quicker look
+    python benchmarks/bench_cocoeval.py                       # dense 300 images x 320 craters, sparse 500 x 0-8
+    python benchmarks/bench_cocoeval.py --dense-images 40     # a quicker look
 
 Each evaluator runs evaluate() + accumulate() with maxDets [1, 10, 1000]; the 12 COCO stats come from the
 precision/recall arrays through the project's summarize() (AP read at maxDets[2]). Prints a table of

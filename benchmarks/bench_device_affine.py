@@ -1,7 +1,7 @@
 """Random affine + horizontal flip on a uint8 batch: kornia.augmentation vs plain torch (affine_grid/grid_sample).
 
-    python tools/bench_device_affine.py --device cpu --batch 64 --size 640 --repeats 3
-    python tools/bench_device_affine.py --device cuda --batch 64 --size 640 --repeats 20
+    python benchmarks/bench_device_affine.py --device cpu --batch 64 --size 640 --repeats 3
+    python benchmarks/bench_device_affine.py --device cuda --batch 64 --size 640 --repeats 20
 
 Both paths take the same uint8 [B, 3, H, W] batch, turn it into float, and warp it with a random rotation,
 scale, shear, translation and a horizontal flip per image (bilinear, pad 114). Prints the median seconds per
