@@ -16,8 +16,8 @@ from pycocotools.coco import COCO
 
 from ..dataloading import get_yolox_datadir
 from ..errors import DataError, DataFileNotFoundError
+from ..image_files import read_image_file
 from .datasets_wrapper import CacheDataset
-from .image_folder import read_image
 
 IMAGE_FIELDS_UNUSED = ("license", "coco_url", "date_captured", "flickr_url")
 
@@ -238,15 +238,15 @@ class COCODataset(CacheDataset):
 
     def load_image(self, index: int) -> np.ndarray:
         path = self.image_path(index)
-        img = read_image(path)
-        if img is None:
+        read = read_image_file(path)
+        if read.pixels is None:
             if not os.path.isfile(path):
                 raise DataFileNotFoundError(f"image {path} (image id {self.ids[index]}) is missing: restore the file")
             raise DataError(
-                f"image {path} (image id {self.ids[index]}) cannot be decoded: the file is corrupt or not an "
-                "image; replace it or remove its entry from the annotations"
+                f"image {path} (image id {self.ids[index]}) {read.problem}: replace it or remove its entry from "
+                "the annotations"
             )
-        return img
+        return read.pixels
 
     def pull_item(self, index: int):
         index, img = self.read_img_or_next(index)
