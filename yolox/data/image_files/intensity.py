@@ -1,7 +1,7 @@
 """The one rule that brings images of more than 8 bits to the 8-bit pixels the model is trained on.
 
 Rule: 8-bit images pass unchanged; 16-bit, 32-bit and float images are stretched linearly from the
-0.1th to the 99.9th percentile of their valid values (NaN excluded) onto 0..255, clipped. Training
+0.1th to the 99.9th percentile of their finite values onto 0..255, clipped (NaN and inf become 0). Training
 tiles measure the percentiles on the tile itself; whole-image detection (yolox.crater_catalog.sources)
 measures them once on a reduced read of the whole mosaic (at most 1024 px a side), so that every tile
 of the mosaic gets the same mapping. A tile of up to 1024 px therefore gets the same mapping either way.
@@ -42,5 +42,8 @@ class IntensityScale:
 
 def stretch_to_uint8(pixels: np.ndarray) -> np.ndarray:
     """`pixels` as uint8 by the rule above, measured on the image itself."""
-    valid = np.isfinite(pixels) if pixels.dtype.kind == "f" else None
-    return IntensityScale.measure(pixels, valid).to_uint8(pixels)
+    if pixels.dtype.kind != "f":
+        return IntensityScale.measure(pixels).to_uint8(pixels)
+    valid = np.isfinite(pixels)
+    scale = IntensityScale.measure(pixels, valid)
+    return scale.to_uint8(np.where(valid, pixels, scale.low))  # no value (NaN, inf) becomes 0
