@@ -46,7 +46,7 @@ def test_box_cleanup_clips_and_counts(tmp_path, log_lines):
     data = annotations()
     data["annotations"] += [
         {"id": 10, "image_id": 1, "category_id": 5, "bbox": [70, 30, 20, 20], "area": 400},   # clipped
-        {"id": 11, "image_id": 1, "category_id": 5, "bbox": [-4, 2, 10, 4], "area": 40},      # clipped: right edge stays at 6
+        {"id": 11, "image_id": 1, "category_id": 5, "bbox": [-4, 2, 10, 4], "area": 40},      # clipped, x2 stays 6
         {"id": 12, "image_id": 1, "category_id": 5, "bbox": [5, 5, 0, 4], "area": 0},         # no width
         {"id": 13, "image_id": 1, "category_id": 5, "bbox": [5, 5, 4, -3], "area": 12},       # negative height
         {"id": 14, "image_id": 1, "category_id": 5, "bbox": [90, 5, 4, 4], "area": 16},       # outside entirely

@@ -74,7 +74,8 @@ def test_yolo_label_files_as_editors_write_them(tmp_path):
     (tmp_path / "data.yaml").write_bytes("\ufefftrain: train/images\r\nnames: ['crater']\r\n".encode("utf-8"))
     (images / "t.jpg").write_bytes(cv2.imencode(".png", make_image(40, 80, 0))[1].tobytes())  # misnamed too
     (images / "._t.jpg").write_bytes(b"\x00\x05\x16\x07 macOS metadata")
-    (labels / "t.txt").write_bytes("\ufeff0 0.5 0.5 0.25 0.25  \r\n\r\n0 2.5e-1 5E-1 1e-1 1.0e-1\t\r\n\n".encode("utf-8"))
+    lines = "\ufeff0 0.5 0.5 0.25 0.25  \r\n\r\n0 2.5e-1 5E-1 1e-1 1.0e-1\t\r\n\n"  # BOM, CRLF, blanks, 1e-1
+    (labels / "t.txt").write_bytes(lines.encode("utf-8"))
     dataset = build_detection_dataset(str(tmp_path), "train", (80, 80))
     check = dataset.data_check
     assert check.images_total == 1 and check.bad_images == [] and boxes_in(dataset) == 2
