@@ -46,7 +46,7 @@ from tabulate import tabulate
 
 from ..errors import DataError
 from ..image_files import misnaming, read_image_file
-from .check_cache import cache_file_for, read_cache, write_cache
+from .check_cache import cache_file_for, read_cache, write_cache  # cache_file_for re-exported (public API)
 from .coco import BoxCleanupStats, clean_boxes, validate_coco_dict
 from .split_loading import load_split_for_check
 
