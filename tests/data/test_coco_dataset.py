@@ -46,14 +46,14 @@ def test_box_cleanup_clips_and_counts(tmp_path, log_lines):
     data = annotations()
     data["annotations"] += [
         {"id": 10, "image_id": 1, "category_id": 5, "bbox": [70, 30, 20, 20], "area": 400},   # clipped
-        {"id": 11, "image_id": 1, "category_id": 5, "bbox": [-4, 2, 10, 4], "area": 40},      # clipped (shifted)
+        {"id": 11, "image_id": 1, "category_id": 5, "bbox": [-4, 2, 10, 4], "area": 40},      # clipped, x2 stays 6
         {"id": 12, "image_id": 1, "category_id": 5, "bbox": [5, 5, 0, 4], "area": 0},         # no width
         {"id": 13, "image_id": 1, "category_id": 5, "bbox": [5, 5, 4, -3], "area": 12},       # negative height
         {"id": 14, "image_id": 1, "category_id": 5, "bbox": [90, 5, 4, 4], "area": 16},       # outside entirely
     ]
     dataset = dataset_from(tmp_path, data)
     res = dataset.annotations[0][0]
-    np.testing.assert_array_equal(res[:, :4] / 0.5, [[10, 10, 30, 20], [70, 30, 80, 40], [0, 2, 10, 6]])
+    np.testing.assert_array_equal(res[:, :4] / 0.5, [[10, 10, 30, 20], [70, 30, 80, 40], [0, 2, 6, 6]])
     assert (res[:, 4] == 1).all()
     assert any("3 box(es) reach outside their image and were clipped" in line for line in log_lines)
     assert any("3 box(es) with zero or negative width/height" in line for line in log_lines)

@@ -123,8 +123,8 @@ def test_summary_names_twenty_files_per_kind_and_counts_the_rest(tmp_path, log_l
 def test_second_run_reads_no_image_and_a_changed_file_is_read_again(tmp_path, monkeypatch):
     root = write_coco(tmp_path, coco_dict(IMAGES, {1: "crater", 2: "ghost"}), IMAGES)
     reads = []
-    real = dataset_check.decoded_size
-    monkeypatch.setattr(dataset_check, "decoded_size", lambda path: reads.append(path) or real(path))
+    real = dataset_check.content_verdict
+    monkeypatch.setattr(dataset_check, "content_verdict", lambda path: reads.append(path) or real(path))
     first = check_split(str(root), "train")
     assert len(reads) == 4 and (root / "annotations" / "instances_train2017.json.train.yolox_check").is_file()
     reads.clear()
@@ -142,8 +142,8 @@ def test_cache_falls_back_to_the_user_cache_dir(tmp_path, monkeypatch):
     (tmp_path / "not_a_folder").write_text("")
     beside = str(tmp_path / "not_a_folder" / "train.yolox_check")
     reads = []
-    real = dataset_check.decoded_size
-    monkeypatch.setattr(dataset_check, "decoded_size", lambda path: reads.append(path) or real(path))
+    real = dataset_check.content_verdict
+    monkeypatch.setattr(dataset_check, "content_verdict", lambda path: reads.append(path) or real(path))
     first = check_coco_dict(data, str(root / "train2017"), "src", beside)
     cached = list((tmp_path / "user_cache" / "yolox" / "dataset_check").iterdir())
     assert len(cached) == 1 and json.loads(cached[0].read_text())["result"]["images_ok"] == 4

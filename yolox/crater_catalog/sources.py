@@ -7,7 +7,6 @@ are; 16-bit and float rasters are stretched linearly between percentiles measure
 read of the whole image, so that every tile gets the same mapping.
 """
 import os
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import cv2
@@ -15,39 +14,15 @@ import numpy as np
 from loguru import logger
 
 from yolox.crater_catalog.geo import GeoReference
+from yolox.data.image_files.intensity import STRETCH_PERCENTILES, IntensityScale
 
 __all__ = ["IntensityScale", "ImageSource", "OpenCVSource", "RasterioSource", "open_source", "RASTER_EXT",
            "PICTURE_EXT"]
 
 RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 PICTURE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-STRETCH_PERCENTILES = (0.1, 99.9)
 STATS_SIDE = 1024        # longest side of the reduced read that measures the stretch
 GEO_HINT = "pip install -e \".[geo]\""
-
-
-@dataclass(frozen=True)
-class IntensityScale:
-    """Linear map of raw values [low, high] to 0..255; (0, 255) on uint8 leaves the pixels unchanged."""
-
-    low: float
-    high: float
-
-    @classmethod
-    def measure(cls, sample: np.ndarray, valid: Optional[np.ndarray] = None) -> "IntensityScale":
-        if sample.dtype == np.uint8:
-            return cls(0.0, 255.0)
-        values = sample[valid] if valid is not None else sample.reshape(-1)
-        if values.size == 0:
-            return cls(0.0, 255.0)
-        low, high = np.percentile(values.astype(np.float64), STRETCH_PERCENTILES)
-        return cls(float(low), float(max(high, low + 1e-6)))
-
-    def to_uint8(self, pixels: np.ndarray) -> np.ndarray:
-        if pixels.dtype == np.uint8 and (self.low, self.high) == (0.0, 255.0):
-            return pixels
-        scaled = (pixels.astype(np.float32) - self.low) * (255.0 / (self.high - self.low))
-        return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
 def _to_bgr(pixels: np.ndarray, rgb_order: bool) -> np.ndarray:

@@ -6,6 +6,8 @@ defaults to the densest image of its split with headroom. An exp that sets a cap
 import math
 from typing import Callable, Optional, Tuple
 
+from yolox.data.datasets.dataset_check import check_split
+
 HEADROOM = 1.25
 # Floors: upstream's label rows per image, and COCO's standard maxDets (AP on sparse sets stays comparable).
 MIN_MAX_LABELS = 120
@@ -16,8 +18,6 @@ CAP_NAMES = ("max_labels", "eval_max_dets")
 
 def densest_image_boxes(data_dir: str, split: str, data_format: str = "auto") -> int:
     """Boxes kept in the densest usable image of a split, from the dataset check (cached beside the data)."""
-    from yolox.data.datasets.dataset_check import check_split
-
     return check_split(data_dir, split, data_format).max_boxes_per_image
 
 

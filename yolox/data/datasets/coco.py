@@ -16,8 +16,8 @@ from pycocotools.coco import COCO
 
 from ..dataloading import get_yolox_datadir
 from ..errors import DataError, DataFileNotFoundError
+from ..image_files import read_image_file
 from .datasets_wrapper import CacheDataset
-from .image_folder import read_image
 
 IMAGE_FIELDS_UNUSED = ("license", "coco_url", "date_captured", "flickr_url")
 
@@ -59,7 +59,7 @@ def validate_coco_dict(data: dict, source: str, check_categories: bool = True) -
     for pos, ann in enumerate(data["annotations"]):
         if "id" not in ann:
             raise DataError(f"{source}: annotations[{pos}] has no 'id': give every annotation a unique id")
-        ann.setdefault("iscrowd", 0)
+        ann["iscrowd"] = ann.get("iscrowd") or 0  # null counts as not crowd, as the dataset check reads it
         if check_categories and ann.get("category_id") not in category_ids:
             raise DataError(
                 f"{source}: annotations[{pos}] (id {ann.get('id')}) has category_id {ann.get('category_id')!r}, "
@@ -120,16 +120,19 @@ class BoxCleanupStats:
 
 
 def clean_boxes(anns: List[dict], width: int, height: int, stats: BoxCleanupStats) -> List[Tuple[float, ...]]:
-    """Clip [x, y, w, h] boxes to the image (upstream's rule) and drop those without area."""
+    """Clip [x, y, w, h] boxes to the image and drop those without area inside it.
+
+    The box alone decides: a json `area` field (the segmentation's area, 0 or absent in many bbox-only
+    exports) is ignored, and a box reaching past the left or top edge keeps its right and bottom edge.
+    """
     boxes = []
     for ann in anns:
         x, y, w, h = (float(v) for v in ann["bbox"])
         x1, y1 = max(0.0, x), max(0.0, y)
-        x2 = min(float(width), x1 + max(0.0, w))
-        y2 = min(float(height), y1 + max(0.0, h))
+        x2, y2 = min(float(width), x + max(0.0, w)), min(float(height), y + max(0.0, h))
         if x < 0 or y < 0 or x + w > width or y + h > height:
             stats.clipped += 1
-        if ann.get("area", w * h) > 0 and x2 > x1 and y2 > y1:
+        if x2 > x1 and y2 > y1:
             boxes.append((x1, y1, x2, y2, ann["category_id"]))
         else:
             stats.dropped_empty += 1
@@ -238,15 +241,15 @@ class COCODataset(CacheDataset):
 
     def load_image(self, index: int) -> np.ndarray:
         path = self.image_path(index)
-        img = read_image(path)
-        if img is None:
+        read = read_image_file(path)
+        if read.pixels is None:
             if not os.path.isfile(path):
                 raise DataFileNotFoundError(f"image {path} (image id {self.ids[index]}) is missing: restore the file")
             raise DataError(
-                f"image {path} (image id {self.ids[index]}) cannot be decoded: the file is corrupt or not an "
-                "image; replace it or remove its entry from the annotations"
+                f"image {path} (image id {self.ids[index]}) {read.problem}: replace it or remove its entry from "
+                "the annotations"
             )
-        return img
+        return read.pixels
 
     def pull_item(self, index: int):
         index, img = self.read_img_or_next(index)

@@ -4,6 +4,8 @@ Layout (one CSV per split, each row one crater):
     <root>/train.csv      header row, then `image,x,y,diameter[,class]`
     <root>/train/         the split's images (or <root>/train/images/)
     <root>/val.csv, <root>/val/  (or valid.csv, valid/), <root>/test.csv, <root>/test/
+Separated by commas, semicolons (then a decimal comma is read too) or tabs, as the header row shows;
+a UTF-8 byte-order mark, quoted cells and CRLF line ends are fine.
 Columns (case-insensitive, any order, extra columns ignored):
     image     file name inside the split's image folder (also: file, file_name, filename, image_name)
     x, y      crater centre in pixels (also: cx/cy, x_center/y_center, x_px/y_px)
@@ -31,6 +33,7 @@ COLUMN_ALIASES = {
 REQUIRED_COLUMNS = ("image", "x", "y", "diameter")
 SPLIT_STEMS = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
 DEFAULT_CLASS = "crater"
+DELIMITERS = (",", ";", "\t")
 
 
 def split_csv(root: str, split: str) -> Optional[str]:
@@ -64,11 +67,19 @@ def _columns(header: List[str], path: str) -> Dict[str, int]:
     return columns
 
 
+def number(cell: str, delimiter: str) -> float:
+    """A number cell; after a ';' delimiter (European spreadsheets) a decimal comma is read as a point."""
+    return float(cell.replace(",", ".") if delimiter == ";" else cell)
+
+
 def read_rows(path: str) -> List[Tuple[int, str, float, float, float, str]]:
     """(line number, image, x, y, diameter, class name) for every data row of a crater CSV."""
     rows = []
     with open(path, "r", encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        first_line = f.readline()
+        delimiter = max(DELIMITERS, key=first_line.count)
+        f.seek(0)
+        reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise DataError(f"{path} is empty: add a header row `image,x,y,diameter[,class]` and one row per crater")
@@ -76,14 +87,16 @@ def read_rows(path: str) -> List[Tuple[int, str, float, float, float, str]]:
         for line_no, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
+            # a row may stop before trailing optional cells (an empty class column at the end)
+            cells = {name: row[index].strip() for name, index in columns.items() if index < len(row)}
             try:
-                cells = {name: row[index].strip() for name, index in columns.items()}
-                x, y, diameter = (float(cells[k]) for k in ("x", "y", "diameter"))
-            except (IndexError, ValueError):
+                x, y, diameter = (number(cells[k], delimiter) for k in ("x", "y", "diameter"))
+                image = cells["image"]
+            except (KeyError, ValueError):
                 raise DataError(
                     f"{path}:{line_no}: row {row} needs numbers in x, y and diameter: fix or delete the row"
                 ) from None
-            rows.append((line_no, cells["image"], x, y, diameter, cells.get("class") or DEFAULT_CLASS))
+            rows.append((line_no, image, x, y, diameter, cells.get("class") or DEFAULT_CLASS))
     return rows
 
 
@@ -122,8 +135,8 @@ def load_csv_split(root: str, split: str) -> Tuple[dict, str]:
         height, width = listed_image_size(os.path.join(images_dir, file_name))
         image_ids[file_name] = add_image(data, file_name, height, width)
     for line_no, image, x, y, diameter, name in read_rows(path):
-        if image not in image_ids:  # a missing image: the dataset check names and skips it
-            image_ids[image] = add_image(data, image, 0, 0)
+        if image not in image_ids:  # not listed (a subfolder, an unusual extension) or missing: the check decides
+            image_ids[image] = add_image(data, image, *listed_image_size(os.path.join(images_dir, image)))
         if name not in class_index:
             raise DataError(f"{path}:{line_no}: class {name!r} is not listed in classes.txt: add it there")
         add_box(data, image_ids[image], class_index[name], x - diameter / 2, y - diameter / 2, diameter, diameter)

@@ -1,6 +1,7 @@
 """Dataset check before training, for every format we read (COCO json, YOLO txt, crater CSV).
 
-Every image is read once (exists, decodes, decoded size equals the annotated size) and every box is
+Every image is read once (exists, decodes by content whatever its name, is not cut short, decoded size
+equals the annotated size; see yolox.data.image_files) and every box is
 checked (inside the image after clipping, positive size, known category). Image verdicts are cached
 beside the annotations, keyed by each image's size and mtime, so a second run only stats the files;
 when that folder is read-only the cache goes to the user cache dir ($XDG_CACHE_HOME or ~/.cache,
@@ -22,19 +23,20 @@ DatasetCheck (a dataclass; all fields are plain numbers, strings and lists, as c
                                    box counts over the usable images (non-crowd); clipped boxes are
                                    kept, dropped ones (no area after clipping, unknown category) not
     clipped_files, dropped_files   images that have clipped / dropped boxes
+    misnamed                       {"PNG files named .jpg": [file names], ...}: images whose name claims
+                                   another type than their content; read by content, never skipped
     max_boxes_per_image            boxes kept in the densest usable image (0 when none has a box)
     densest_image                  its file name ("" when none)
     bad_images                     missing + corrupt + size_mismatch, in that order (property)
+    name_notes()                   one line per misnaming, e.g. "12 of 120 images are PNG files
+                                   named .jpg: read by content"
     summary_table()                the logged table: counts and up to 20 named files per kind
     log()                          log the table (a warning when something is bad)
     raise_if_strict(strict)        with strict, a one-line DataError naming the bad images
     usable_coco(data)              the dict without bad images and boxes of unknown category
 """
 import dataclasses
-import hashlib
-import json
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -43,13 +45,13 @@ from loguru import logger
 from tabulate import tabulate
 
 from ..errors import DataError
+from ..image_files import misnaming, read_image_file
+from .check_cache import cache_file_for, read_cache, write_cache  # cache_file_for re-exported (public API)
 from .coco import BoxCleanupStats, clean_boxes, validate_coco_dict
-from .image_folder import read_image
+from .split_loading import load_split_for_check
 
-__all__ = ["DatasetCheck", "check_coco_dict", "check_split", "cache_file_for", "NAMED_FILES"]
+__all__ = ["DatasetCheck", "check_coco_dict", "check_split", "checked_split", "cache_file_for", "NAMED_FILES"]
 
-CACHE_VERSION = 1
-CACHE_SUFFIX = ".yolox_check"
 NAMED_FILES = 20  # file names listed per kind in the summary; the rest are counted
 PROGRESS_EVERY_S = 10.0
 
@@ -73,6 +75,7 @@ class DatasetCheck:
     unknown_category: int = 0
     clipped_files: List[str] = dataclasses.field(default_factory=list)
     dropped_files: List[str] = dataclasses.field(default_factory=list)
+    misnamed: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     max_boxes_per_image: int = 0
     densest_image: str = ""
 
@@ -86,6 +89,8 @@ class DatasetCheck:
             ("images missing", len(self.missing), name_some(self.missing)),
             ("images corrupt", len(self.corrupt), name_some(self.corrupt)),
             ("images of another size than annotated", len(self.size_mismatch), name_some(self.size_mismatch)),
+            *((f"images that are {note} (read by content, kept)", len(names), name_some(names))
+              for note, names in self.misnamed.items()),
             ("images without boxes (kept as background)", len(self.without_boxes), name_some(self.without_boxes)),
             ("boxes kept", self.boxes_kept, ""),
             ("boxes clipped to their image (kept)", self.boxes_clipped, name_some(self.clipped_files)),
@@ -94,12 +99,18 @@ class DatasetCheck:
         ]
         return tabulate(rows, headers=["dataset check", "count", "files"], tablefmt="github")
 
+    def name_notes(self) -> List[str]:
+        """One line per kind of misnaming, e.g. '12 of 120 images are PNG files named .jpg: read by content'."""
+        return [f"{len(names)} of {self.images_total} images are {note}: read by content"
+                for note, names in self.misnamed.items()]
+
     def log(self) -> None:
-        title = f"dataset check of {self.source}, {self.images_total} images:\n"
+        text = f"dataset check of {self.source}, {self.images_total} images:\n" + self.summary_table()
+        text += "".join(f"\n{note}" for note in self.name_notes())
         if self.bad_images:
-            logger.warning(title + self.summary_table() + f"\n{len(self.bad_images)} bad image(s) are skipped")
+            logger.warning(text + f"\n{len(self.bad_images)} bad image(s) are skipped")
         else:
-            logger.info(title + self.summary_table())
+            logger.info(text)
 
     def raise_if_strict(self, strict: bool) -> None:
         if not (strict and (self.bad_images or self.unknown_category)):
@@ -146,16 +157,17 @@ def file_stamp(path: str) -> Optional[List[int]]:
     return [stat.st_size, stat.st_mtime_ns] if os.path.isfile(path) else None
 
 
-def decoded_size(path: str) -> Optional[List[int]]:
-    """[height, width] as the training loader will decode the file, None when it cannot be decoded."""
-    img = read_image(path)
-    return None if img is None else [int(img.shape[0]), int(img.shape[1])]
+def content_verdict(path: str) -> dict:
+    """{"size": [h, w] as the training loader decodes it, or None when unreadable; "kind": content type or None}."""
+    read = read_image_file(path)
+    size = None if read.pixels is None else [int(read.pixels.shape[0]), int(read.pixels.shape[1])]
+    return {"size": size, "kind": read.facts.kind}
 
 
 def image_verdict(path: str) -> dict:
-    """{"stamp": [size, mtime_ns] or None, "size": [h, w] or None} of one image file."""
+    """{"stamp": [size, mtime_ns] or None, "size": [h, w] or None, "kind": ...} of one image file."""
     stamp = file_stamp(path)
-    return {"stamp": stamp, "size": decoded_size(path) if stamp is not None else None}
+    return {"stamp": stamp, **(content_verdict(path) if stamp is not None else {"size": None, "kind": None})}
 
 
 def check_images(file_names: Sequence[str], images_dir: str, cached: Dict[str, dict]) -> Dict[str, dict]:
@@ -183,53 +195,6 @@ def check_images(file_names: Sequence[str], images_dir: str, cached: Dict[str, d
                 logger.info(f"dataset check: {done}/{len(to_read)} images read, {now - started:.0f}s elapsed, "
                             f"ETA {(now - started) / done * (len(to_read) - done):.0f}s")
     return verdicts
-
-
-# ------------------------------------------------------------------ cache
-def cache_file_for(annotation_file: str, split: str) -> str:
-    """Where the check of `split` described by `annotation_file` is cached (beside that file)."""
-    return f"{annotation_file}.{split}{CACHE_SUFFIX}"
-
-
-def user_cache_file(beside: str) -> str:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    digest = hashlib.sha1(os.path.abspath(beside).encode("utf-8")).hexdigest()[:16]
-    return os.path.join(root, "yolox", "dataset_check", f"{digest}_{os.path.basename(beside)}")
-
-
-def read_cache(cache_file: str, images_dir: str) -> Dict[str, dict]:
-    """Cached image verdicts for `images_dir`, from beside the annotations or the user cache dir."""
-    for path in (cache_file, user_cache_file(cache_file)):
-        try:
-            with open(path, "r", encoding="utf-8") as f:
-                content = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if content.get("version") == CACHE_VERSION and content.get("images_dir") == os.path.abspath(images_dir):
-            return content.get("images", {})
-    return {}
-
-
-def write_cache(cache_file: str, images_dir: str, verdicts: Dict[str, dict], check: DatasetCheck) -> None:
-    """Write atomically beside the annotations, or in the user cache dir when that folder is read-only."""
-    content = {"version": CACHE_VERSION, "images_dir": os.path.abspath(images_dir), "images": verdicts,
-               "result": dataclasses.asdict(check)}
-    for path in (cache_file, user_cache_file(cache_file)):
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".partial")
-        except OSError:
-            continue
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                json.dump(content, f)
-            os.replace(partial, path)
-            return
-        except OSError:
-            if os.path.exists(partial):
-                os.remove(partial)
-    logger.warning(f"dataset check: could not cache the result at {cache_file} nor {user_cache_file(cache_file)}; "
-                   "the next run reads every image again")
 
 
 # ------------------------------------------------------------------ boxes
@@ -276,6 +241,9 @@ def check_coco_dict(data: dict, images_dir: str, source: str, cache_file: str, s
     categories = {cat["id"] for cat in data["categories"]}
     for image, file_name in zip(images, file_names):
         verdict = verdicts[file_name]
+        note = misnaming(file_name, verdict.get("kind"))
+        if note:
+            check.misnamed.setdefault(note, []).append(file_name)
         if verdict["stamp"] is None:
             check.missing.append(file_name)
         elif verdict["size"] is None:
@@ -287,15 +255,13 @@ def check_coco_dict(data: dict, images_dir: str, source: str, cache_file: str, s
             count_boxes(check, file_name, anns_of.get(image["id"], []), int(image["height"]),
                         int(image["width"]), categories)
     if verdicts != {name: cached.get(name) for name in file_names}:
-        write_cache(cache_file, images_dir, verdicts, check)
+        write_cache(cache_file, images_dir, verdicts, dataclasses.asdict(check))
     return check
 
 
 def check_split(data_dir: str, split: str, data_format: str = "auto", json_file: Optional[str] = None,
                 name: Optional[str] = None) -> DatasetCheck:
     """Check one split of a dataset folder (COCO: `json_file`/`name` default to instances_<split>2017)."""
-    from .detection_formats import load_split_for_check
-
     data, images_dir, source, cache_file = load_split_for_check(data_dir, split, data_format, json_file, name)
     return check_coco_dict(data, images_dir, source, cache_file, split)
 
@@ -303,8 +269,6 @@ def check_split(data_dir: str, split: str, data_format: str = "auto", json_file:
 def checked_split(data_dir: str, split: str, data_format: str, json_file: Optional[str], name: Optional[str],
                   strict: bool) -> Tuple[dict, str, str, DatasetCheck]:
     """(usable COCO dict, image folder, source, check) of a split; logged, and raised on when strict."""
-    from .detection_formats import load_split_for_check
-
     data, images_dir, source, cache_file = load_split_for_check(data_dir, split, data_format, json_file, name)
     check = check_coco_dict(data, images_dir, source, cache_file, split)
     check.log()

@@ -1,53 +1,30 @@
 """Helpers shared by the folder-based annotation formats: image listing, sizes, COCO records."""
 import os
-from typing import List, Optional, Tuple
-
-import cv2
-import numpy as np
+from typing import List, Tuple
 
 from ..errors import DataError
+from ..image_files import header_size, read_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-# EXIF orientations that rotate by 90 degrees: OpenCV applies them when reading, so swap w and h
-EXIF_TRANSPOSED = (5, 6, 7, 8)
-EXIF_ORIENTATION_TAG = 0x0112
-JPEG_EOI = b"\xff\xd9"
-JPEG_TAIL_BYTES = 4096  # some writers append metadata after the end-of-image marker
+APPLEDOUBLE_PREFIX = "._"  # macOS metadata files copied beside each image, with the image's extension
 
 
 def list_images(folder: str) -> List[str]:
-    """Image file names directly inside `folder`, sorted."""
+    """Image file names directly inside `folder`, sorted (macOS "._" metadata files left out)."""
     return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f)))
-
-
-def read_image(path: str) -> Optional[np.ndarray]:
-    """The BGR image as cv2.imread gives it; None when the file is missing, corrupt or a truncated JPEG
-    (which OpenCV would decode partly, filling the rest with grey)."""
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if raw.size == 0:
-        return None
-    if path.lower().endswith((".jpg", ".jpeg")) and JPEG_EOI not in raw[-JPEG_TAIL_BYTES:].tobytes():
-        return None
-    return cv2.imdecode(raw, cv2.IMREAD_COLOR)
+                  if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(APPLEDOUBLE_PREFIX)
+                  and os.path.isfile(os.path.join(folder, f)))
 
 
 def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) as cv2.imread will see it, read from the file header where PIL can."""
+    """(height, width) of the stored pixels, as read_image decodes them: from the header, else by decoding."""
     try:
-        from PIL import Image
-
-        with Image.open(path) as img:
-            width, height = img.size
-            if img.getexif().get(EXIF_ORIENTATION_TAG) in EXIF_TRANSPOSED:
-                width, height = height, width
-            return height, width
-    except Exception:  # no PIL, or a file PIL cannot parse (e.g. some GeoTIFFs): let OpenCV decide
-        pass
-    img = cv2.imread(path)
+        size = header_size(path)
+    except OSError:
+        size = None
+    if size:
+        return size
+    img = read_image(path)
     if img is None:
         raise DataError(f"image {path} cannot be read: the file is corrupt or not an image; replace or remove it")
     return img.shape[0], img.shape[1]

@@ -3,11 +3,12 @@ import os
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from ..errors import DataError, DataFileNotFoundError
+from ..image_files import read_image_file
 from .datasets_wrapper import CacheDataset
+from .image_folder import IMAGE_EXTENSIONS, image_size
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -25,8 +26,7 @@ class AnnotationTransform:
     def __call__(self, target: ET.Element, source: str = "annotation") -> Tuple[np.ndarray, Tuple[int, int]]:
         rows = []
         for obj in target.iter("object"):
-            difficult_node = obj.find("difficult")
-            difficult = difficult_node is not None and int(difficult_node.text) == 1
+            difficult = flag(obj.find("difficult"))
             if difficult and not self.keep_difficult:
                 continue
             name = obj.find("name").text.strip()
@@ -35,11 +35,22 @@ class AnnotationTransform:
             box = obj.find("bndbox")
             coords = [int(float(box.find(tag).text)) - 1 for tag in ("xmin", "ymin", "xmax", "ymax")]
             rows.append(coords + [self.class_to_ind[name]])
-        size = target.find("size")
-        if size is None:
-            raise DataError(f"{source}: no <size> element: add width and height to the xml")
-        height, width = int(size.find("height").text), int(size.find("width").text)
-        return np.array(rows, dtype=np.float64).reshape(-1, 5), (height, width)
+        return np.array(rows, dtype=np.float64).reshape(-1, 5), stated_size(target)
+
+
+def flag(node: Optional[ET.Element]) -> bool:
+    """A 0/1 element such as <difficult>; absent or empty (`<difficult/>`) is 0."""
+    return node is not None and (node.text or "0").strip() not in ("0", "0.0", "")
+
+
+def stated_size(target: ET.Element) -> Tuple[int, int]:
+    """(height, width) from <size>; (0, 0) when absent or zero (some labelling tools write 0 when they
+    could not open the image): the caller then reads the image's own size."""
+    size = target.find("size")
+    try:
+        return int(float(size.find("height").text)), int(float(size.find("width").text))
+    except (AttributeError, TypeError, ValueError):
+        return 0, 0
 
 
 class VOCDetection(CacheDataset):
@@ -91,8 +102,10 @@ class VOCDetection(CacheDataset):
         return os.path.join(year_root, "Annotations", f"{image_id}.xml")
 
     def image_path(self, index: int) -> str:
+        """JPEGImages/<id>.jpg, or the first <id>.<image extension> there (VOC-style sets of PNGs or TIFFs)."""
         year_root, image_id = self.ids[index]
-        return os.path.join(year_root, "JPEGImages", f"{image_id}.jpg")
+        candidates = [os.path.join(year_root, "JPEGImages", image_id + ext) for ext in IMAGE_EXTENSIONS]
+        return next((path for path in candidates if os.path.isfile(path)), candidates[0])
 
     def _load_annotation(self, index: int):
         path = self.annotation_path(index)
@@ -105,6 +118,8 @@ class VOCDetection(CacheDataset):
         except ET.ParseError as err:
             raise DataError(f"annotation {path} is not valid XML ({err}): fix or re-export it") from None
         res, (height, width) = self.target_transform(root, path)
+        if not (height and width):
+            height, width = image_size(self.image_path(index))
         ratio = min(self.img_size[0] / height, self.img_size[1] / width)
         res[:, :4] *= ratio
         return res, (height, width), (int(height * ratio), int(width * ratio))
@@ -114,12 +129,12 @@ class VOCDetection(CacheDataset):
 
     def load_image(self, index: int) -> np.ndarray:
         path = self.image_path(index)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
+        read = read_image_file(path)
+        if read.pixels is None:
             if not os.path.isfile(path):
                 raise DataFileNotFoundError(f"image {path} is missing: restore it or remove its id from the list")
-            raise DataError(f"image {path} cannot be decoded: the file is corrupt; replace it")
-        return img
+            raise DataError(f"image {path} {read.problem}: replace it")
+        return read.pixels
 
     def pull_item(self, index: int):
         res, img_info, _ = self.annotations[index]

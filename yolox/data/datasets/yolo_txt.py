@@ -18,6 +18,7 @@ from ..errors import DataError, DataFileNotFoundError
 from .image_folder import add_box, add_image, empty_coco, list_images, listed_image_size
 
 YAML_NAMES = ("data.yaml", "data.yml")
+TEXT_ENCODING = "utf-8-sig"  # UTF-8, without the byte-order mark Windows editors put before the first line
 SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
 SPLIT_FOLDERS = {"train": ("train",), "val": ("valid", "val"), "test": ("test",)}
 
@@ -54,7 +55,7 @@ def parse_data_yaml(path: str) -> Dict[str, object]:
     """The flat keys of a data.yaml: scalars, inline lists, block lists and `i: name` mappings."""
     result: Dict[str, object] = {}
     current_key = None
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, "r", encoding=TEXT_ENCODING) as f:
         for line_no, raw in enumerate(f, start=1):
             line = _strip_comment(raw).rstrip()
             if not line.strip():
@@ -166,7 +167,7 @@ def load_yolo_split(root: str, split: str) -> Tuple[dict, str]:
         label_path = os.path.join(labels_dir, os.path.splitext(file_name)[0] + ".txt")
         if not os.path.isfile(label_path):
             continue
-        with open(label_path, "r", encoding="utf-8") as f:
+        with open(label_path, "r", encoding=TEXT_ENCODING) as f:
             for line_no, line in enumerate(f, start=1):
                 fields = line.split()
                 if not fields:
