@@ -9,7 +9,7 @@ import pytest
 from tests.crater_catalog.test_seams import detector
 from yolox.crater_catalog.pipeline import catalogue_image
 from yolox.crater_catalog.detect import DetectionSettings
-from yolox.data.datasets.synthetic_crater_mosaic import MosaicConfig, write_mosaic
+from tests.crater_catalog.mosaics import MosaicConfig, write_mosaic
 
 rasterio = pytest.importorskip("rasterio", reason="the geo extra (pip install -e '.[geo]') is not installed")
 pytest.importorskip("pyproj", reason="the geo extra (pip install -e '.[geo]') is not installed")
