@@ -29,6 +29,7 @@ STRETCH_PERCENTILES = (0.1, 99.9)
 STATS_SIDE = 1024        # longest side of the reduced read that measures the stretch
 GEO_HINT = "pip install -e \".[geo]\""
 STRIP_ROWS = 2048        # source rows per strip of a whole-image reduced read (bounded memory, local errors)
+FALLBACK_PIECE = 256     # side (source pixels) of the pieces an unreadable strip is read again in
 
 
 class UnreadableImage(UserError):
@@ -39,7 +40,7 @@ class UnreadableImage(UserError):
 class ReducedRead:
     """The whole image reduced: native-dtype pixels, where they hold data, source windows that failed."""
 
-    pixels: np.ndarray
+    pixels: Optional[np.ndarray]
     valid: np.ndarray
     failed: List[Tuple[int, int, int, int]]
 
@@ -121,30 +122,45 @@ class ImageSource:
 
     def read_reduced(self, max_side: int, nearest: bool = False) -> ReducedRead:
         """The whole image reduced to at most `max_side`, read in strips of about STRIP_ROWS source rows; a
-        strip that cannot be read is logged (naming its window) and marked as no data."""
+        strip that cannot be read is read again in pieces of FALLBACK_PIECE pixels, and a piece that still
+        fails is logged (naming its window) and marked as no data."""
         out_w, out_h = self.reduced_shape(max_side)
+        target = ReducedRead(None, np.ones((out_h, out_w), bool), [])
         rows_per_strip = max(1, out_h * STRIP_ROWS // self.height)
-        pixels, valid, failed = None, np.ones((out_h, out_w), bool), []
         for top in range(0, out_h, rows_per_strip):
-            bottom = min(out_h, top + rows_per_strip)
-            y0, y1 = round(top * self.height / out_h), round(bottom * self.height / out_h)
-            try:
-                raw, strip_valid = self.read_window(0, y0, self.width, y1 - y0, out_w, bottom - top, nearest)
-            except OSError as error:
-                logger.warning(f"{self.path}: rows {y0}..{y1} unreadable ({one_line(error)[:160]}): "
-                               "left out of the reduced read")
-                valid[top:bottom] = False
-                failed.append((0, y0, self.width, y1 - y0))
-                continue
-            if pixels is None:
-                pixels = np.zeros((out_h, out_w) + raw.shape[2:], raw.dtype)
-            pixels[top:bottom] = raw
-            if strip_valid is not None:
-                valid[top:bottom] = strip_valid
-        if pixels is None:
+            self._read_part(target, 0, top, out_w, min(out_h, top + rows_per_strip), nearest, split=True)
+        if target.pixels is None:
             raise UnreadableImage(f"{self.path}: no part of the image can be read; check the file "
                                   "(gdalinfo -checksum) or convert it again")
-        return ReducedRead(pixels, valid, failed)
+        return target
+
+    def _read_part(self, target: ReducedRead, left: int, top: int, right: int, bottom: int, nearest: bool,
+                   split: bool) -> None:
+        """Output rows [top, bottom) x columns [left, right) of a reduced read into `target`."""
+        out_h, out_w = target.valid.shape
+        x0, x1 = round(left * self.width / out_w), round(right * self.width / out_w)
+        y0, y1 = round(top * self.height / out_h), round(bottom * self.height / out_h)
+        try:
+            raw, valid = self.read_window(x0, y0, x1 - x0, y1 - y0, right - left, bottom - top, nearest)
+        except OSError as error:
+            if split and max(x1 - x0, y1 - y0) > FALLBACK_PIECE:
+                rows = max(1, FALLBACK_PIECE * out_h // self.height)
+                cols = max(1, FALLBACK_PIECE * out_w // self.width)
+                for piece_top in range(top, bottom, rows):
+                    for piece_left in range(left, right, cols):
+                        self._read_part(target, piece_left, piece_top, min(right, piece_left + cols),
+                                        min(bottom, piece_top + rows), nearest, split=False)
+                return
+            logger.warning(f"{self.path}: pixels x {x0}..{x1}, y {y0}..{y1} unreadable ({one_line(error)[:160]}): "
+                           "left out as no data")
+            target.valid[top:bottom, left:right] = False
+            target.failed.append((x0, y0, x1 - x0, y1 - y0))
+            return
+        if target.pixels is None:
+            target.pixels = np.zeros((out_h, out_w) + raw.shape[2:], raw.dtype)
+        target.pixels[top:bottom, left:right] = raw
+        if valid is not None:
+            target.valid[top:bottom, left:right] = valid
 
     def overview(self, max_side: int) -> Tuple[np.ndarray, float]:
         """(BGR uint8 image with the longest side <= max_side, its factor to full resolution)."""
