@@ -41,8 +41,12 @@ def disc_fraction(cx: np.ndarray, cy: np.ndarray, radius: np.ndarray, tile: Tile
     px = cx[:, None] + radius[:, None] * UNIT_DISC[None, :, 0]
     py = cy[:, None] + radius[:, None] * UNIT_DISC[None, :, 1]
     w, h = tile.out_width, tile.out_height
-    ok = ~((~tile.inner_left & (px < 0)) | (~tile.inner_right & (px >= w))
-           | (~tile.inner_top & (py < 0)) | (~tile.inner_bottom & (py >= h)))
+    outside = np.zeros(px.shape, bool)
+    for inner, beyond in ((tile.inner_left, px < 0), (tile.inner_right, px >= w), (tile.inner_top, py < 0),
+                          (tile.inner_bottom, py >= h)):
+        if not inner:
+            outside |= beyond
+    ok = ~outside
     if valid is not None:
         in_tile = (px >= 0) & (px < w) & (py >= 0) & (py < h)
         xi = np.clip(px.astype(np.int64), 0, w - 1)
