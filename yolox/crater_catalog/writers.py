@@ -154,7 +154,7 @@ def write_craterstats_diam(catalogue: Catalogue, path: str, source_name: str) ->
              f"# area, {unit}^2: the image's footprint holding valid data "
              f"({100 * catalogue.area.valid_share:.2f}% of the image)",
              "# fraction: share of the crater's disc inside that area (below 1 at its edge)",
-             f"area = {catalogue.area.area:.6g}",
+             f"area = {catalogue.area.area:.10g}",
              "#",
              "crater = {diameter,fraction"]
     lines += [f"{d:.6g} {f:.4f}" for d, f in zip(diameters, catalogue.craters.fraction)]
