@@ -29,6 +29,7 @@ STRETCH_PERCENTILES = (0.1, 99.9)
 STATS_SIDE = 1024        # longest side of the reduced read that measures the stretch
 GEO_HINT = "pip install -e \".[geo]\""
 STRIP_ROWS = 2048        # source rows per strip of a whole-image reduced read (bounded memory, local errors)
+GDAL_CACHE_MB = 128      # GDAL block cache while a raster is open
 FALLBACK_PIECE = 256     # side (source pixels) of the pieces an unreadable strip is read again in
 
 
@@ -244,7 +245,15 @@ class RasterioSource(ImageSource):
         import rasterio
         from rasterio.enums import MaskFlags
 
-        self.dataset = rasterio.open(path)
+        # GDAL's block cache defaults to 5% of the machine's memory; a fixed size keeps a run's memory the same
+        # on any machine and any raster (a row of tiles needs a few block rows)
+        self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+        self._env.__enter__()
+        try:
+            self.dataset = rasterio.open(path)
+        except Exception:
+            self._env.__exit__(None, None, None)
+            raise
         self.path = path
         self.width, self.height = self.dataset.width, self.dataset.height
         self.bands = (1, 2, 3) if self.dataset.count >= 3 else (1,)
@@ -277,6 +286,7 @@ class RasterioSource(ImageSource):
 
     def close(self) -> None:
         self.dataset.close()
+        self._env.__exit__(None, None, None)
 
 
 def _rasterio_available() -> bool:
