@@ -91,7 +91,8 @@ def test_scc_file_grammar(catalogue):
     boundary = parsed["unit_boundary"]
     lon, lat = np.float64(boundary["lon"]), np.float64(boundary["lat"])
     assert set(boundary["tag"]) == {"ext"} and (lon[0], lat[0]) == (lon[-1], lat[-1])
-    assert lon.min() == pytest.approx(0, abs=0.01) and lon.max() == pytest.approx(math.degrees(WIDTH * PIXEL_M / R_MARS), abs=0.01)
+    east = math.degrees(WIDTH * PIXEL_M / R_MARS)
+    assert lon.min() == pytest.approx(0, abs=0.01) and lon.max() == pytest.approx(east, abs=0.01)
     craters = parsed["crater"]
     np.testing.assert_allclose(np.float64(craters["lat"]), rows["lat"], atol=1e-7)
     assert len(craters["diam"]) == len(rows)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.crater_catalog.mosaics import MosaicConfig, place_mosaic_craters, render_mosaic
+from tests.crater_catalog.mosaics import MosaicConfig, render_mosaic
 from tests.crater_catalog.test_seams import detector
 from yolox.crater_catalog.detect import DetectionSettings
 from yolox.crater_catalog.pipeline import catalogue_image

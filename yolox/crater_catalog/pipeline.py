@@ -15,7 +15,7 @@ from yolox.crater_catalog.footprint import counting_area
 from yolox.crater_catalog.parts import MANIFEST, PARTS_DIR, ChunkResult, PartsStore, RunMismatch, atomic_write, \
     stores_in
 from yolox.crater_catalog.sources import PICTURE_EXT, RASTER_EXT, ImageSource, open_source
-from yolox.crater_catalog.writers import Catalogue, write_all
+from yolox.crater_catalog.writers import OVERVIEW_SIDE, Catalogue, write_all
 from yolox.utils.user_errors import UserError
 
 __all__ = ["detect_craters", "catalogue_image", "merge_parts", "write_catalogue", "list_images", "build_detector",
@@ -24,7 +24,6 @@ __all__ = ["detect_craters", "catalogue_image", "merge_parts", "write_catalogue"
 DEFAULT_CONF = 0.3
 MIB = 1 << 20
 MANIFEST_FORMAT = 1
-OVERVIEW_SIDE = 2048
 
 
 class IncompleteRun(UserError):
