@@ -9,6 +9,7 @@ import pytest
 from tests.crater_catalog.runs import detect_args, fake_ckpt, finish, start_detection, write_disc_geotiff
 from tests.tools.conftest import load_tool
 from yolox.crater_catalog.parts import RunMismatch
+from yolox.utils.user_errors import run_cli
 
 pytest.importorskip("rasterio", reason="the geo extra (pip install -e '.[geo]') is not installed")
 
@@ -78,7 +79,7 @@ def test_a_finished_run_run_again_detects_nothing_new(mosaic, caplog):
     assert {p.name: p.stat().st_mtime_ns for p in (reference / "parts").iterdir()} == before
 
 
-def test_restart_starts_over_and_another_job_is_refused(mosaic):
+def test_restart_starts_over_and_another_job_is_refused(mosaic, capsys):
     root, ckpt, reference = mosaic
     out = root / "restart"
     tool = load_tool("detect_craters")
@@ -87,5 +88,10 @@ def test_restart_starts_over_and_another_job_is_refused(mosaic):
     stale.write_bytes(b"")
     with pytest.raises(RunMismatch, match="--restart"):
         tool.main(detect_args(root / "discs.tif", ckpt, out, ["--overlap", "96"]))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        run_cli(lambda: tool.main(detect_args(root / "discs.tif", ckpt, out, ["--conf", "0.6"])))
+    message = capsys.readouterr().err.strip()
+    assert exited.value.code == 2 and "\n" not in message and "model" in message and "--restart" in message
     tool.main(detect_args(root / "discs.tif", ckpt, out, ["--overlap", "96", "--restart"]))
     assert not stale.exists() and (out / "craters.csv").exists()
