@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from yolox.data.data_augment import PAD_VALUE
-from yolox.crater.synthetic_mosaic import DISC_VALUE
+from tests.crater_catalog.mosaics import DISC_VALUE
 
 # between the discs and the letterbox grey of the canvas padding (the background is brighter still)
 THRESHOLD = (PAD_VALUE + DISC_VALUE) / 2

@@ -9,7 +9,7 @@ import pytest
 from tests.crater_catalog.test_seams import detector
 from yolox.crater_catalog.pipeline import catalogue_image
 from yolox.crater_catalog.detect import DetectionSettings
-from yolox.crater.synthetic_mosaic import MosaicConfig, write_mosaic
+from tests.crater_catalog.mosaics import MosaicConfig, write_mosaic
 
 rasterio = pytest.importorskip("rasterio", reason="the geo extra (pip install -e '.[geo]') is not installed")
 pytest.importorskip("pyproj", reason="the geo extra (pip install -e '.[geo]') is not installed")
@@ -69,7 +69,10 @@ def test_craterstats_reads_the_diam_file(catalogue_dir):
     out, _, _ = catalogue_dir
     count = craterstats.Cratercount(str(out / "craters.diam"))
     rows = read_rows(out / "craters.csv")
-    assert count.area == pytest.approx(600 * 500 * (PIXEL / 1000) ** 2)
+    # the area on the sphere: R^2 dlon (sin lat_top - sin lat_bottom) of the equirectangular rectangle
+    dlon = 600 * PIXEL / R_MARS
+    area = (R_MARS / 1000) ** 2 * dlon * (math.sin(Y0 / R_MARS) - math.sin((Y0 - 500 * PIXEL) / R_MARS))
+    assert count.area == pytest.approx(area, rel=1e-5)
     assert len(count.diam) == len(rows)
     assert max(count.diam) == pytest.approx(max(r["diameter_m"] for r in rows) / 1000, rel=1e-5)
 

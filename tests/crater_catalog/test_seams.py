@@ -8,7 +8,7 @@ from yolox.crater_catalog.compare import compare_catalogues
 from yolox.crater_catalog.detect import DetectionSettings, TileDetector, detect_source
 from yolox.crater_catalog.merge import Craters
 from yolox.crater_catalog.sources import OpenCVSource, open_source
-from yolox.crater.synthetic_mosaic import MosaicConfig, place_mosaic_craters, render_mosaic
+from tests.crater_catalog.mosaics import MosaicConfig, place_mosaic_craters, render_mosaic
 from yolox.utils.device import build_policy
 
 import cv2

@@ -4,6 +4,6 @@
     detect_craters("mosaic.tif", "exps/crater/yolox_nano_crater.py", "best_ckpt.pth", "out/")
 """
 from yolox.crater_catalog.compare import compare_catalogues, read_catalogue
-from yolox.crater_catalog.pipeline import catalogue_image, detect_craters
+from yolox.crater_catalog.pipeline import catalogue_image, detect_craters, merge_parts
 
-__all__ = ["detect_craters", "catalogue_image", "compare_catalogues", "read_catalogue"]
+__all__ = ["detect_craters", "catalogue_image", "merge_parts", "compare_catalogues", "read_catalogue"]

@@ -9,23 +9,31 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from loguru import logger
 
+from yolox.crater_catalog.chunks import Chunk, plan_chunks
+from yolox.crater_catalog.footprint import disc_fraction
 from yolox.crater_catalog.merge import Craters, cut_by_inner_edge, merge_duplicates
+from yolox.crater_catalog.parts import ChunkResult
 from yolox.crater_catalog.sources import ImageSource
-from yolox.crater_catalog.tiling import Tile, plan_tiles
+from yolox.crater_catalog.tiling import Tile
 from yolox.utils.progress import Progress
+from yolox.utils.user_errors import one_line
 
-__all__ = ["DetectionSettings", "TileDetector", "detect_source", "overlap_for", "largest_trained_crater_px"]
+__all__ = ["DetectionSettings", "TileDetector", "detect_source", "run_chunks", "combine_chunks",
+           "plan_source_chunks", "overlap_for", "largest_trained_crater_px", "MIN_VALID_SHARE"]
 
 # boxes reach this much beyond the rim in practice; the overlap leaves room for it
 BOX_SLACK = 1.1
 # enlarging further only multiplies the tiles: a model trained at 2x (the measured case) wants scale 2
 MAX_SCALE = 4.0
+# a tile with less valid data than this share is not run: too little terrain to hold a crater it could
+# report whole (the neighbouring tiles' overlap covers the rest); such tiles are counted as no-data
+MIN_VALID_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class DetectionSettings:
     edge_margin: float = 2.0           # a box this close to an inner tile edge counts as cut
     merge_dist_frac: float = 0.5
     merge_max_diam_ratio: float = 1.5
+    chunk_tiles: int = 64              # tiles per recorded chunk (the unit of resume and of sharding)
 
     def __post_init__(self) -> None:
         if self.tile % 32:
@@ -48,6 +57,10 @@ class DetectionSettings:
         if not self.scales or any(not 0 < s <= MAX_SCALE for s in self.scales):
             raise ValueError(f"scales {self.scales} must lie in (0, {MAX_SCALE:g}], e.g. 1,0.5 (craters larger "
                              "than a tile) or 2 (a model trained at twice the images' size)")
+
+    def ordered_scales(self) -> Tuple[float, ...]:
+        """The scales, each once, largest (finest) first: the order of the chunks."""
+        return tuple(sorted(set(self.scales), reverse=True))
 
     def whole_diameter_px(self, scale: float) -> float:
         """Largest crater (full-resolution pixels) that some tile at `scale` holds whole."""
@@ -125,25 +138,30 @@ class TileDetector:
         return rows
 
 
-def _read_canvases(source: ImageSource, tiles: Sequence[Tile], side: int) -> np.ndarray:
-    """The tiles' pixels top-left on letterbox-grey canvases of side `side`."""
+def _read_canvases(source: ImageSource, tiles: Sequence[Tile], side: int
+                   ) -> Tuple[np.ndarray, List[Optional[np.ndarray]]]:
+    """The tiles' pixels top-left on letterbox-grey canvases of side `side`, and each tile's valid-data mask."""
     from yolox.data.data_augment import PAD_VALUE
 
     canvases = np.full((len(tiles), side, side, 3), PAD_VALUE, np.uint8)
+    masks = []
     for canvas, tile in zip(canvases, tiles):
-        canvas[:tile.out_height, :tile.out_width] = source.read_bgr(tile.x0, tile.y0, tile.width, tile.height,
-                                                                    tile.out_width, tile.out_height)
-    return canvases
+        pixels, valid = source.read_tile(tile.x0, tile.y0, tile.width, tile.height, tile.out_width, tile.out_height)
+        canvas[:tile.out_height, :tile.out_width] = pixels
+        masks.append(valid)
+    return canvases, masks
 
 
-def _tile_craters(rows: np.ndarray, tile: Tile, margin: float) -> Craters:
-    """Craters of one tile in full-resolution pixels, those cut by an inner edge dropped."""
+def _tile_craters(rows: np.ndarray, tile: Tile, margin: float, valid: Optional[np.ndarray]) -> Craters:
+    """Craters of one tile in full-resolution pixels, those cut by an inner edge dropped, with the share of
+    each disc on valid data."""
     rows = rows[~cut_by_inner_edge(rows[:, :4], tile, margin)]
+    cx, cy = 0.5 * (rows[:, 0] + rows[:, 2]), 0.5 * (rows[:, 1] + rows[:, 3])
+    size = 0.5 * ((rows[:, 2] - rows[:, 0]) + (rows[:, 3] - rows[:, 1]))
     factor = tile.source_per_model_px
-    x = tile.x0 + 0.5 * (rows[:, 0] + rows[:, 2]) * factor
-    y = tile.y0 + 0.5 * (rows[:, 1] + rows[:, 3]) * tile.height / tile.out_height
-    diameter = 0.5 * ((rows[:, 2] - rows[:, 0]) + (rows[:, 3] - rows[:, 1])) * factor
-    return Craters(x, y, diameter, rows[:, 4])
+    fraction = disc_fraction(cx, cy, size / 2, tile, valid)
+    return Craters(tile.x0 + cx * factor, tile.y0 + cy * tile.height / tile.out_height, size * factor, rows[:, 4],
+                   fraction)
 
 
 def _size_floor(settings: DetectionSettings, scales: Sequence[float], index: int) -> float:
@@ -151,25 +169,87 @@ def _size_floor(settings: DetectionSettings, scales: Sequence[float], index: int
     return 0.0 if index == 0 else 0.8 * settings.whole_diameter_px(scales[index - 1])
 
 
+def _valid_share(valid: Optional[np.ndarray]) -> float:
+    return 1.0 if valid is None else float(valid.mean())
+
+
+class _ChunkTally:
+    """Craters and tile counts of the chunk being run."""
+
+    def __init__(self) -> None:
+        self.found: List[Craters] = []
+        self.tiles_run = 0
+        self.tiles_nodata = 0
+
+    def result(self) -> ChunkResult:
+        return ChunkResult(Craters.concat(self.found), self.tiles_run, self.tiles_nodata)
+
+
+def _batches(chunks: Sequence[Chunk], batch_size: int) -> List[Tuple[Chunk, Tuple[Tile, ...], bool]]:
+    """(chunk, tiles, last batch of the chunk) in order."""
+    return [(chunk, chunk.tiles[i:i + batch_size], i + batch_size >= len(chunk.tiles))
+            for chunk in chunks for i in range(0, len(chunk.tiles), batch_size)]
+
+
+def run_chunks(source: ImageSource, detector: Callable[[np.ndarray], List[np.ndarray]],
+               settings: DetectionSettings, chunks: Sequence[Chunk], on_done: Callable[[Chunk, ChunkResult], None],
+               on_failed: Callable[[Chunk, str], None], progress_desc: str = "tiles") -> None:
+    """Run `chunks`, handing each finished chunk to `on_done` and each unreadable one to `on_failed`.
+
+    Tiles with less than MIN_VALID_SHARE of valid data are not run (counted as no-data). A read error
+    skips the rest of its chunk with a warning naming the chunk and its window.
+    """
+    scales = settings.ordered_scales()
+    batches = _batches(chunks, settings.batch_size)
+    tallies: Dict[int, _ChunkTally] = {}
+    failed = set()
+    with ThreadPoolExecutor(max_workers=1) as reader, \
+            Progress(total=sum(len(c.tiles) for c in chunks), desc=progress_desc, unit="tile") as progress:
+        pending = reader.submit(_read_canvases, source, batches[0][1], settings.tile) if batches else None
+        for number, (chunk, tiles, last) in enumerate(batches):
+            current = pending
+            if number + 1 < len(batches):
+                pending = reader.submit(_read_canvases, source, batches[number + 1][1], settings.tile)
+            progress.update(len(tiles))
+            if chunk.index in failed:
+                continue
+            try:
+                canvases, masks = current.result()
+            except OSError as error:
+                failed.add(chunk.index)
+                tallies.pop(chunk.index, None)
+                logger.warning(f"{source.path}: {chunk.describe()} skipped, a block cannot be read "
+                               f"({one_line(error)[:200]})")
+                on_failed(chunk, one_line(error))
+                continue
+            tally = tallies.setdefault(chunk.index, _ChunkTally())
+            keep = [i for i, mask in enumerate(masks) if _valid_share(mask) >= MIN_VALID_SHARE]
+            tally.tiles_nodata += len(tiles) - len(keep)
+            tally.tiles_run += len(keep)
+            floor = _size_floor(settings, scales, chunk.scale_index)
+            for rows, i in zip(detector(canvases[keep]) if keep else [], keep):
+                craters = _tile_craters(rows, tiles[i], settings.edge_margin, masks[i])
+                tally.found.append(craters.select(craters.diameter >= floor))
+            if last:
+                on_done(chunk, tallies.pop(chunk.index).result())
+
+
+def combine_chunks(results: Sequence[ChunkResult], settings: DetectionSettings) -> Craters:
+    """The catalogue from the chunks' craters (in chunk order): copies across tiles and scales merged."""
+    return merge_duplicates(Craters.concat(r.craters for r in results), settings.merge_dist_frac,
+                            settings.merge_max_diam_ratio)
+
+
+def plan_source_chunks(source: ImageSource, settings: DetectionSettings) -> List[Chunk]:
+    return plan_chunks(source.width, source.height, settings.tile, settings.overlap, settings.ordered_scales(),
+                       settings.chunk_tiles)
+
+
 def detect_source(source: ImageSource, detector: Callable[[np.ndarray], List[np.ndarray]],
                   settings: DetectionSettings, progress_desc: str = "tiles") -> Tuple[Craters, int]:
-    """All craters of `source` (merged across tiles and scales) and the number of tiles run."""
-    scales = sorted(set(settings.scales), reverse=True)
-    plans = [plan_tiles(source.width, source.height, settings.tile, settings.overlap, s) for s in scales]
-    jobs = [(index, plans[index][i:i + settings.batch_size])
-            for index in range(len(scales)) for i in range(0, len(plans[index]), settings.batch_size)]
-    found: List[Craters] = []
-    with ThreadPoolExecutor(max_workers=1) as reader, \
-            Progress(total=sum(len(p) for p in plans), desc=progress_desc, unit="tile") as progress:
-        pending = reader.submit(_read_canvases, source, jobs[0][1], settings.tile) if jobs else None
-        for job_index, (scale_index, tiles) in enumerate(jobs):
-            canvases = pending.result()
-            if job_index + 1 < len(jobs):
-                pending = reader.submit(_read_canvases, source, jobs[job_index + 1][1], settings.tile)
-            floor = _size_floor(settings, scales, scale_index)
-            for rows, tile in zip(detector(canvases), tiles):
-                craters = _tile_craters(rows, tile, settings.edge_margin)
-                found.append(craters.select(craters.diameter >= floor))
-            progress.update(len(tiles))
-    merged = merge_duplicates(Craters.concat(found), settings.merge_dist_frac, settings.merge_max_diam_ratio)
-    return merged, sum(len(p) for p in plans)
+    """All craters of `source` (merged across tiles and scales) and the number of tiles, nothing recorded."""
+    chunks = plan_source_chunks(source, settings)
+    results: Dict[int, ChunkResult] = {}
+    run_chunks(source, detector, settings, chunks, lambda chunk, result: results.__setitem__(chunk.index, result),
+               lambda chunk, error: None, progress_desc)
+    return combine_chunks([results[i] for i in sorted(results)], settings), sum(len(c.tiles) for c in chunks)

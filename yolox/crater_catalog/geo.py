@@ -53,6 +53,25 @@ class GeoReference:
         lon, lat = transformer.transform(np.asarray(x_map, np.float64), np.asarray(y_map, np.float64))
         return np.asarray(lon), np.asarray(lat)
 
+    def cell_areas_km2(self, x_edges_px: np.ndarray, y_edges_px: np.ndarray) -> np.ndarray:
+        """Area on the body (km^2, geodesic on the CRS's ellipsoid) of each cell of the pixel grid with these
+        column and row edges: [len(y_edges) - 1, len(x_edges) - 1]."""
+        xs, ys = np.meshgrid(np.asarray(x_edges_px, np.float64), np.asarray(y_edges_px, np.float64))
+        lon, lat = self.to_lonlat(*self.to_map(xs, ys))
+        geod = self._crs().get_geod()
+        areas = np.zeros((len(y_edges_px) - 1, len(x_edges_px) - 1))
+        for row in range(areas.shape[0]):
+            for col in range(areas.shape[1]):
+                corners = [(row, col), (row, col + 1), (row + 1, col + 1), (row + 1, col)]
+                area, _ = geod.polygon_area_perimeter([lon[c] for c in corners], [lat[c] for c in corners])
+                areas[row, col] = abs(area) / 1e6
+        return areas
+
+    def body_radii_km(self) -> Tuple[float, float]:
+        """(equatorial, polar) radius of the CRS's body in km."""
+        ellipsoid = self._crs().ellipsoid
+        return ellipsoid.semi_major_metre / 1000.0, ellipsoid.semi_minor_metre / 1000.0
+
     def epsg(self):
         """The CRS's EPSG code, or None for CRSs outside EPSG (most planetary ones)."""
         return self._crs().to_epsg()

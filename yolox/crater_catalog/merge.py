@@ -6,40 +6,60 @@ copies whose centres lie within `dist_frac` of the larger diameter and whose dia
 than `max_diam_ratio` are one crater: the score-weighted mean of their centres and diameters, with the
 best score. The diameter bound keeps a small crater on the floor of a large one apart from it.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from yolox.crater_catalog.tiling import Tile
 
-__all__ = ["Craters", "cut_by_inner_edge", "merge_duplicates"]
+__all__ = ["Craters", "COLUMNS", "cut_by_inner_edge", "merge_duplicates"]
+
+
+COLUMNS = ("x", "y", "diameter", "score", "fraction")
 
 
 @dataclass
 class Craters:
-    """Crater centres and diameters in full-resolution pixels, with their scores (1-D arrays of one length)."""
+    """Crater centres and diameters in full-resolution pixels, their scores, and the share of each crater's
+    disc inside the image's valid data (1 unless the crater touches the footprint's edge); 1-D arrays."""
 
     x: np.ndarray
     y: np.ndarray
     diameter: np.ndarray
     score: np.ndarray
+    fraction: Optional[np.ndarray] = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.fraction is None:
+            self.fraction = np.ones(len(self.x), np.float64)
 
     @classmethod
     def empty(cls) -> "Craters":
-        return cls(*(np.zeros(0, np.float64) for _ in range(4)))
+        return cls(*(np.zeros(0, np.float64) for _ in COLUMNS))
+
+    @classmethod
+    def from_table(cls, table: np.ndarray) -> "Craters":
+        """From rows (x, y, diameter, score, fraction)."""
+        table = np.asarray(table, np.float64).reshape(-1, len(COLUMNS))
+        return cls(*(table[:, i].copy() for i in range(len(COLUMNS))))
+
+    def table(self) -> np.ndarray:
+        """Rows (x, y, diameter, score, fraction), float64."""
+        return np.stack([np.asarray(getattr(self, name), np.float64) for name in COLUMNS], 1).reshape(-1, len(COLUMNS))
 
     @classmethod
     def concat(cls, parts) -> "Craters":
         parts = list(parts)
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("x", "y", "diameter", "score")))
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in COLUMNS))
 
     def __len__(self) -> int:
         return len(self.x)
 
     def select(self, keep: np.ndarray) -> "Craters":
-        return Craters(self.x[keep], self.y[keep], self.diameter[keep], self.score[keep])
+        return Craters(*(getattr(self, name)[keep] for name in COLUMNS))
 
 
 def cut_by_inner_edge(boxes: np.ndarray, tile: Tile, margin: float) -> np.ndarray:
@@ -76,6 +96,6 @@ def merge_duplicates(craters: Craters, dist_frac: float = 0.5, max_diam_ratio: f
         taken[group] = True
         weights = craters.score[group] + 1e-12
         merged.append([np.average(craters.x[group], weights=weights), np.average(craters.y[group], weights=weights),
-                       np.average(craters.diameter[group], weights=weights), craters.score[i]])
-    table = np.asarray(merged, np.float64)
-    return Craters(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+                       np.average(craters.diameter[group], weights=weights), craters.score[i],
+                       np.average(craters.fraction[group], weights=weights)])
+    return Craters.from_table(np.asarray(merged, np.float64))

@@ -1,4 +1,5 @@
-"""The catalogue files: craters.csv, craters.geojson (QGIS), overview.png and craters.diam (craterstats).
+"""The catalogue files: craters.csv, craters.geojson (QGIS), overview.png, craters.diam (craterstats) and,
+for a georeferenced image, craters.scc (CraterTools' spatial crater count, with the area's outline).
 
 Every file is written through a temporary name and renamed, so an interrupted run leaves no half file.
 """
@@ -12,13 +13,14 @@ from typing import Callable, Dict, List, Optional
 import cv2
 import numpy as np
 
+from yolox.crater_catalog.footprint import CountingArea
 from yolox.crater_catalog.geo import GeoReference
 from yolox.crater_catalog.merge import Craters
 
-__all__ = ["Catalogue", "write_csv", "write_geojson", "write_overview", "write_craterstats_diam", "write_all",
-           "PIXEL_COLUMNS", "GEO_COLUMNS"]
+__all__ = ["Catalogue", "write_csv", "write_geojson", "write_overview", "write_craterstats_diam",
+           "write_craterstats_scc", "write_all", "PIXEL_COLUMNS", "GEO_COLUMNS"]
 
-PIXEL_COLUMNS = ("x_px", "y_px", "diameter_px", "score")
+PIXEL_COLUMNS = ("x_px", "y_px", "diameter_px", "score", "fraction")
 GEO_COLUMNS = ("x_map", "y_map", "diameter_m", "lon", "lat")
 CIRCLE_VERTICES = 32
 OVERVIEW_SIDE = 2048
@@ -31,13 +33,14 @@ class Catalogue:
     craters: Craters
     width: int
     height: int
+    area: CountingArea                          # the footprint without no-data (craterstats' area)
     geo: Optional[GeoReference] = None
     metres_per_pixel: Optional[float] = None    # from the georeference, or given for a plain picture
-    valid_fraction: float = 1.0                 # share of the image holding data (the counted area)
 
     def columns(self) -> Dict[str, np.ndarray]:
         """Column name -> values, pixel columns first, map and lon/lat columns when georeferenced."""
-        table = dict(zip(PIXEL_COLUMNS, (self.craters.x, self.craters.y, self.craters.diameter, self.craters.score)))
+        c = self.craters
+        table = dict(zip(PIXEL_COLUMNS, (c.x, c.y, c.diameter, c.score, c.fraction)))
         if self.geo is not None:
             x_map, y_map = self.geo.to_map(self.craters.x, self.craters.y)
             lon, lat = self.geo.to_lonlat(x_map, y_map)
@@ -45,8 +48,11 @@ class Catalogue:
                          lon=lon, lat=lat)
         return table
 
-    def counted_area_px(self) -> float:
-        return self.width * self.height * self.valid_fraction
+    def diameters_km(self) -> Optional[np.ndarray]:
+        """Diameters in km, None without a pixel size."""
+        if not self.metres_per_pixel:
+            return None
+        return self.craters.diameter * self.metres_per_pixel / 1000.0
 
 
 def _atomic(path: str, write: Callable[[str], None]) -> str:
@@ -54,6 +60,14 @@ def _atomic(path: str, write: Callable[[str], None]) -> str:
     write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def _write_lines(path: str, lines: List[str]) -> str:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+    return _atomic(path, write)
 
 
 def write_csv(catalogue: Catalogue, path: str) -> str:
@@ -126,38 +140,63 @@ def write_overview(catalogue: Catalogue, image: np.ndarray, factor: float, path:
 
 
 def write_craterstats_diam(catalogue: Catalogue, path: str, source_name: str) -> str:
-    """craterstats' .diam crater list: counted area (km^2) and diameters (km).
+    """craterstats' .diam crater list: the counting area (km^2) and per crater its diameter (km) and fraction.
 
     Without a pixel size the numbers are in pixels and pixels^2 (the file says so); craterstats then plots
     the size-frequency distribution in those units, which is no surface age.
     """
-    scale_km = catalogue.metres_per_pixel / 1000.0 if catalogue.metres_per_pixel else None
-    unit = "km" if scale_km else "pixels"
-    factor = scale_km or 1.0
-    area = catalogue.counted_area_px() * factor ** 2
+    diameters = catalogue.diameters_km()
+    unit = "km" if diameters is not None else "pixels"
+    if diameters is None:
+        diameters = catalogue.craters.diameter
     lines = [f"# Craters detected by yolox.crater_catalog in {source_name}",
-             f"# diameters in {unit}" + ("" if scale_km else " (no georeference: pass --pixel-size for km)"),
-             f"# area, {unit}^2 (image area holding data)",
-             f"area = {area:.6g}",
+             f"# diameters in {unit}" + ("" if unit == "km" else " (no georeference: pass --pixel-size for km)"),
+             f"# area, {unit}^2: the image's footprint holding valid data "
+             f"({100 * catalogue.area.valid_share:.2f}% of the image)",
+             "# fraction: share of the crater's disc inside that area (below 1 at its edge)",
+             f"area = {catalogue.area.area:.10g}",
              "#",
-             "crater = {diameter"]
-    lines += [f"{d * factor:.6g}" for d in catalogue.craters.diameter]
+             "crater = {diameter,fraction"]
+    lines += [f"{d:.6g} {f:.4f}" for d, f in zip(diameters, catalogue.craters.fraction)]
     lines.append("}")
+    return _write_lines(path, lines)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
 
-    return _atomic(path, write)
+def write_craterstats_scc(catalogue: Catalogue, path: str, source_name: str) -> str:
+    """CraterTools' .scc spatial crater count (georeferenced images): the body's radii, the counting area's
+    outline in lon/lat (outer rings `ext`, holes `int`), its area, and per crater diameter (km), fraction,
+    lon and lat."""
+    geo = catalogue.geo
+    radii = geo.body_radii_km()
+    lines = [f"# Spatial crater count: craters detected by yolox.crater_catalog in {source_name}", "#",
+             "# Ellipsoid axes:", f"a_axis_radius = {radii[0]:.6f} <km>", f"b_axis_radius = {radii[0]:.6f} <km>",
+             f"c_axis_radius = {radii[1]:.6f} <km>", "#", "# area_shapes:",
+             "unit_boundary = {vertex,sub_area,tag,lon,lat"]
+    vertex = 0
+    for sub_area, (hole, ring) in enumerate(catalogue.area.outlines, start=1):
+        lon, lat = geo.to_lonlat(*geo.to_map(ring[:, 0], ring[:, 1]))
+        for x, y in zip(lon, lat):
+            vertex += 1
+            lines.append(f"{vertex}\t{sub_area}\t{'int' if hole else 'ext'}\t{x:.8f}\t{y:.8f}")
+    lines += ["}", "#", f"Total_area = {catalogue.area.area:.6f} <km^2>", "#", "# crater_diameters:",
+              "crater = {diam,fraction,lon,lat"]
+    table = catalogue.columns()
+    for d, f, lon, lat in zip(catalogue.diameters_km(), catalogue.craters.fraction, table["lon"], table["lat"]):
+        lines.append(f"{d:.6g}\t{f:.4f}\t{lon:.8f}\t{lat:.8f}")
+    lines.append("}")
+    return _write_lines(path, lines)
 
 
 def write_all(catalogue: Catalogue, overview: np.ndarray, factor: float, out_dir: str, source_name: str
               ) -> Dict[str, str]:
     """Every catalogue file into `out_dir`; returns name -> path."""
     os.makedirs(out_dir, exist_ok=True)
-    return {
+    files = {
         "csv": write_csv(catalogue, os.path.join(out_dir, "craters.csv")),
         "geojson": write_geojson(catalogue, os.path.join(out_dir, "craters.geojson")),
         "overview": write_overview(catalogue, overview, factor, os.path.join(out_dir, "overview.png")),
         "craterstats": write_craterstats_diam(catalogue, os.path.join(out_dir, "craters.diam"), source_name),
     }
+    if catalogue.geo is not None:
+        files["cratertools"] = write_craterstats_scc(catalogue, os.path.join(out_dir, "craters.scc"), source_name)
+    return files

@@ -37,7 +37,8 @@ class IntensityScale:
         if pixels.dtype == np.uint8 and (self.low, self.high) == (0.0, 255.0):
             return pixels
         scaled = (pixels.astype(np.float32) - self.low) * (255.0 / (self.high - self.low))
-        return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+        # NaN (float no-data) becomes 0: the no-data mask, not the pixel value, says where there is no image
+        return np.nan_to_num(np.clip(scaled + 0.5, 0, 255), nan=0.0).astype(np.uint8)
 
 
 def stretch_to_uint8(pixels: np.ndarray) -> np.ndarray:
