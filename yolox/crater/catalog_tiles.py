@@ -171,9 +171,9 @@ def _write_tiles(source, craters: CraterBoxes, windows: List[TileWindow], out_di
 def make_crater_tiles(raster: str, catalogue: str, out_dir: str,
                       settings: TileSettings = TileSettings()) -> Dict[str, int]:
     """Write the COCO folder `out_dir` from `raster` and `catalogue`; returns the counts it logs."""
-    table = read_catalogue(catalogue)
-    logger.info(describe(table, catalogue))
     with _open_raster(raster) as source:
+        table = read_catalogue(catalogue)
+        logger.info(describe(table, catalogue))
         geo = source.geo
         craters, counts = project_catalogue(table, geo.crs_wkt, geo.transform, source.width, source.height,
                                             geo.metres_per_pixel())

@@ -20,10 +20,10 @@ from yolox.data.errors import DataError
 __all__ = ["CatalogueError", "CraterTable", "read_catalogue", "describe", "accepted_names", "LON_ALIASES", "LAT_ALIASES", "DIAMETER_KM_ALIASES",
            "DIAMETER_M_ALIASES", "X_ALIASES", "Y_ALIASES"]
 
-LON_ALIASES = ("lon", "longitude", "lon_circ_img", "longitude_circle_image", "lon_elli_img")
-LAT_ALIASES = ("lat", "latitude", "lat_circ_img", "latitude_circle_image", "lat_elli_img")
-DIAMETER_KM_ALIASES = ("diameter_km", "diam_km", "d_km", "diameter", "diam", "diam_circ_img",
-                       "diameter_circle_image", "diam_elli_major_img")
+LON_ALIASES = ("lon", "longitude", "LON_CIRC_IMG", "LONGITUDE_CIRCLE_IMAGE", "LON_ELLI_IMG")
+LAT_ALIASES = ("lat", "latitude", "LAT_CIRC_IMG", "LATITUDE_CIRCLE_IMAGE", "LAT_ELLI_IMG")
+DIAMETER_KM_ALIASES = ("diameter_km", "diam_km", "d_km", "diameter", "diam", "DIAM_CIRC_IMG",
+                       "DIAMETER_CIRCLE_IMAGE", "DIAM_ELLI_MAJOR_IMG")
 DIAMETER_M_ALIASES = ("diameter_m", "diam_m", "d_m")
 X_ALIASES = ("x", "x_map")
 Y_ALIASES = ("y", "y_map")
@@ -60,8 +60,8 @@ def accepted_names() -> str:
 def _find(header: Sequence[str], aliases: Sequence[str]) -> Optional[int]:
     lowered = [name.strip().lower() for name in header]
     for alias in aliases:
-        if alias in lowered:
-            return lowered.index(alias)
+        if alias.lower() in lowered:
+            return lowered.index(alias.lower())
     return None
 
 
