@@ -52,8 +52,10 @@ def test_tile_boxes_match_the_drawn_craters(tiled):
 
 def test_naive_square_boxes_would_fail_on_the_equirectangular_mosaic(tmp_path):
     """The check above has teeth: at 45 N a box of D / pixel size on each side misses the drawn crater."""
+    import rasterio
+
     mosaic = equirectangular(tmp_path)
-    with __import__("rasterio").open(str(tmp_path / "eqc.tif")) as dataset:
+    with rasterio.open(str(tmp_path / "eqc.tif")) as dataset:
         image = dataset.read(1)
     drawn = rendered_boxes(image)
     cx, cy, r = mosaic.pixels.T
@@ -152,7 +154,8 @@ def test_longitude_conventions_and_aliases_give_the_same_tiles(tmp_path):
         "robbins_2019.csv": (",", ["CRATER_ID", "LAT_CIRC_IMG", "LON_CIRC_IMG", "DIAM_CIRC_IMG"],
                              [["03-1-000001", lat, lon % 360, d] for lon, lat, d in rows]),
         "robbins_hynek_2012.tsv": ("\t", ["CRATER_ID", "LATITUDE_CIRCLE_IMAGE", "LONGITUDE_CIRCLE_IMAGE",
-                                          "DIAMETER_CIRCLE_IMAGE"], [["01-000001", lat, lon, d] for lon, lat, d in rows]),
+                                          "DIAMETER_CIRCLE_IMAGE"],
+                                   [["01-000001", lat, lon, d] for lon, lat, d in rows]),
         "head_2010.csv": (",", ["Lon", "Lat", "Diam_km"], [[lon, lat, d] for lon, lat, d in rows]),
     }
     assert all(lon < 0 for lon, _, _ in rows)     # so 0..360 and -180..180 differ
@@ -172,7 +175,8 @@ def test_map_coordinates_in_the_raster_crs_give_the_same_tiles(tmp_path):
 
     mosaic = equirectangular(tmp_path)
     crs = CRS.from_string(mosaic.crs)
-    x, y = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True).transform(mosaic.craters[:, 0], mosaic.craters[:, 1])
+    to_map = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+    x, y = to_map.transform(mosaic.craters[:, 0], mosaic.craters[:, 1])
     with open(tmp_path / "map.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["x_map", "y_map", "diameter_m"])
@@ -192,3 +196,23 @@ def test_raster_without_crs_is_a_one_line_error(tmp_path):
     (tmp_path / "c.csv").write_text("lon,lat,diameter_km\n1,2,3\n")
     with pytest.raises(DataError, match=r"plain\.tif has no coordinate reference system"):
         make_crater_tiles(str(tmp_path / "plain.tif"), str(tmp_path / "c.csv"), str(tmp_path / "out"), SETTINGS)
+
+
+def test_16_bit_rasters_use_the_whole_image_stretch(tmp_path):
+    import rasterio
+
+    from yolox.crater_catalog.sources import RasterioSource
+
+    equirectangular(tmp_path)
+    with rasterio.open(str(tmp_path / "eqc.tif")) as src:
+        profile, data = src.profile, src.read(1)
+    profile.update(dtype="uint16")
+    with rasterio.open(str(tmp_path / "eqc16.tif"), "w", **profile) as dst:
+        dst.write((data.astype(np.uint16) * 40 + 1000 * (data > 0))[None])
+    make_crater_tiles(str(tmp_path / "eqc16.tif"), str(tmp_path / "eqc.csv"), str(tmp_path / "out"), SETTINGS)
+    with RasterioSource(str(tmp_path / "eqc16.tif")) as source:
+        for split, image, _ in labelled_tiles(tmp_path / "out")[:3]:
+            tile = cv2.imread(str(tmp_path / "out" / f"{split}2017" / image["file_name"]), cv2.IMREAD_UNCHANGED)
+            assert tile.dtype == np.uint8 and tile.ndim == 2
+            assert np.array_equal(tile, source.read_bgr(*image["window"])[:, :, 0])
+            assert tile.max() - tile.min() > 100

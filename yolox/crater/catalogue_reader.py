@@ -17,7 +17,8 @@ import numpy as np
 
 from yolox.data.errors import DataError
 
-__all__ = ["CatalogueError", "CraterTable", "read_catalogue", "describe", "accepted_names", "LON_ALIASES", "LAT_ALIASES", "DIAMETER_KM_ALIASES",
+__all__ = ["CatalogueError", "CraterTable", "read_catalogue", "describe", "accepted_names", "LON_ALIASES",
+           "LAT_ALIASES", "DIAMETER_KM_ALIASES",
            "DIAMETER_M_ALIASES", "X_ALIASES", "Y_ALIASES"]
 
 LON_ALIASES = ("lon", "longitude", "LON_CIRC_IMG", "LONGITUDE_CIRCLE_IMAGE", "LON_ELLI_IMG")

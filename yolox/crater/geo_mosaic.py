@@ -116,7 +116,8 @@ def _render(cfg: MosaicConfig, table: np.ndarray, pixels: np.ndarray, transform,
     if cfg.style == "discs":
         image = np.full(lon.shape, DISC_BACKGROUND, np.float32)
     else:
-        xs, ys = np.arange(x0 - pad, x0 + w + pad, dtype=np.float64), np.arange(y0 - pad, y0 + h + pad, dtype=np.float64)
+        xs = np.arange(x0 - pad, x0 + w + pad, dtype=np.float64)
+        ys = np.arange(y0 - pad, y0 + h + pad, dtype=np.float64)
         terrain_rng = np.random.default_rng([cfg.seed, 3])
         height = cfg.terrain_relief * _wave_sum(_plane_waves(terrain_rng, 12, (40.0, 400.0)), xs, ys)
         albedo = 120.0 + 2.0 * _wave_sum(_plane_waves(terrain_rng, 6, (200.0, 2000.0)), xs, ys) / 4.0
@@ -142,6 +143,8 @@ def write_geo_mosaic(tif_path: str, csv_path: str, cfg: MosaicConfig, spec: GeoM
     from rasterio.crs import CRS
     from rasterio.windows import Window
 
+    if spec.projection not in PROJECTIONS:
+        raise ValueError(f"projection {spec.projection!r}: use one of {', '.join(PROJECTIONS)}")
     crs = PROJECTIONS[spec.projection]
     to_lonlat, to_map, geod = _transformers(crs)
     transform = _transform(spec, cfg, to_map)
