@@ -7,7 +7,8 @@ import pytest
 from yolox.crater.tile_split import plan_split, split_counts, window_gap
 from yolox.data.errors import DataError
 
-SIZES = [(3000, 2200, 512, 64), (768, 768, 256, 32), (5000, 700, 512, 64), (700, 5000, 256, 16), (640, 1400, 256, 32)]
+SIZES = [(3000, 2200, 512, 64), (768, 768, 256, 32), (5000, 700, 512, 64), (700, 5000, 256, 16), (640, 1400, 256, 32),
+         (600, 600, 256, 32)]
 
 
 @pytest.mark.parametrize("width, height, tile, overlap", SIZES)
@@ -49,5 +50,14 @@ def test_no_validation_and_bad_fractions():
     assert split_counts(plan)[1] == 0 and split_counts(plan)[0] > 0
     with pytest.raises(DataError, match="--val-fraction"):
         plan_split(1000, 1000, 256, 32, 0.8)
-    with pytest.raises(DataError, match="fewer than two regions"):
-        plan_split(300, 300, 256, 32, 0.2)
+    with pytest.raises(DataError, match="too small for a train/validation split"):
+        plan_split(80, 60, 256, 32, 0.2)
+
+
+@pytest.mark.parametrize("width, height", [(600, 600), (300, 200), (200, 600)])
+def test_small_rasters_are_cut_in_two_across_the_longer_side(width, height):
+    plan = plan_split(width, height, 256, 32, 0.2)
+    train, val = ([w for w in plan.windows if w.split == s] for s in ("train", "val"))
+    assert train and val and len(plan.regions) == 2
+    assert min(window_gap(a, b) for a, b in itertools.product(train, val)) >= 32
+    assert "cut in two" in plan.reason

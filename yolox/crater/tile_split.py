@@ -17,6 +17,7 @@ from yolox.data.errors import DataError
 __all__ = ["TileWindow", "SplitPlan", "plan_split", "split_counts", "window_gap", "TILES_PER_REGION"]
 
 TILES_PER_REGION = (4, 3, 2, 1)     # region sides tried, in tiles, largest first
+MIN_PART = 32                       # the narrowest part a tiny raster is split into, in pixels
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,19 @@ def _regions(width: int, height: int, columns: int, rows: int, period: int, gap:
     return regions
 
 
+def _two_parts(width: int, height: int, tile: int, gap: int, val_fraction: float) -> List[Tuple]:
+    """A training and a validation part across the longer side, `gap` apart, for rasters too small for a grid."""
+    length = max(width, height)
+    val_length = max(round(length * val_fraction), min(tile, (length - gap) // 2))
+    cut = length - val_length - gap
+    if min(cut, val_length) < MIN_PART:
+        raise DataError(f"a raster of {width} x {height} px is too small for a train/validation split with a gap of "
+                        f"{gap} px (--overlap): use --val-fraction 0 and a validation set of your own")
+    if width >= height:
+        return [(0, 0, cut, height, "train"), (cut + gap, 0, width, height, "val")]
+    return [(0, 0, width, cut, "train"), (0, cut + gap, width, height, "val")]
+
+
 def _cover(region: Tuple, tile: int, overlap: int) -> List[TileWindow]:
     x0, y0, x1, y1, split = region
     return [TileWindow(x0 + xs, y0 + ys, min(tile, x1 - x0 - xs), min(tile, y1 - y0 - ys), split)
@@ -104,16 +118,17 @@ def plan_split(width: int, height: int, tile: int, overlap: int, val_fraction: f
     gap = max(overlap, 1)
     period = max(2, round(1.0 / val_fraction))
     columns, rows, side = _grid(width, height, tile, overlap, gap, period)
-    if columns * rows < 2:
-        raise DataError(f"a raster of {width} x {height} px holds fewer than two regions of {side} px (a tile "
-                        f"of {tile} px and a gap of {gap} px on each side) for a train/validation split: use a "
-                        "smaller --tile, or --val-fraction 0 and a validation set of your own")
-    regions = _regions(width, height, columns, rows, period, gap)
+    if columns * rows >= 2:
+        regions = _regions(width, height, columns, rows, period, gap)
+        layout = f"{columns} x {rows} regions of about {side} px"
+    else:
+        regions = _two_parts(width, height, tile, gap, val_fraction)
+        layout = f"smaller than two regions of {side} px, so cut in two across its longer side"
     windows = [window for region in regions for window in _cover(region, tile, overlap)]
     area = {split: sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1, s in regions if s == split)
             for split in ("train", "val")}
     val_regions = sum(region[4] == "val" for region in regions)
-    reason = (f"split: {columns} x {rows} regions of about {side} px, {val_regions} for validation "
+    reason = (f"split: {layout}, {val_regions} for validation "
               f"({area['val'] / max(1, area['train'] + area['val']):.0%} of the area, {val_fraction:.0%} asked), "
               f"each {gap} px (one overlap) from every training tile; whole regions rather than a shuffle of "
               "overlapping tiles, because neighbouring tiles share craters and a shuffle would put the same "
