@@ -22,7 +22,7 @@ from tabulate import tabulate
 from yolox.crater.catalogue_reader import CraterTable, describe, read_catalogue
 from yolox.crater.completeness import completeness_info
 from yolox.crater.rim_boxes import centre_pixels, lonlat_of, rim_boxes
-from yolox.crater.tile_labels import TileLabels, label_tile
+from yolox.crater.tile_labels import ColumnIndex, TileLabels, label_tile
 from yolox.crater.tile_split import TileWindow, plan_split
 from yolox.data.errors import DataError, DataFileNotFoundError
 from yolox.utils.progress import track
@@ -152,13 +152,15 @@ def _write_tiles(source, craters: CraterBoxes, windows: List[TileWindow], out_di
     raster_name = os.path.basename(source.path)
     stem = os.path.splitext(raster_name)[0]
     labelled = np.zeros(len(craters.boxes), bool)
+    index = ColumnIndex(craters.boxes)
     for window in track(windows, desc="tiles", unit="tile"):
         image, valid = _tile_pixels(source, window)
         if valid.mean() < 1.0 - settings.max_nodata:
             collector.add(f"{window.split} tiles skipped (more than {settings.max_nodata:.0%} no-data)", 1)
             continue
-        labels = label_tile(craters.boxes, window.col_off, window.row_off, window.width, window.height, valid)
-        labelled[labels.index] = True
+        near = index.near(window.col_off, window.width)
+        labels = label_tile(craters.boxes[near], window.col_off, window.row_off, window.width, window.height, valid)
+        labelled[near[labels.index]] = True
         file_name = f"{stem}_{window.col_off}_{window.row_off}.png"
         ok, png = cv2.imencode(".png", image)
         if not ok:

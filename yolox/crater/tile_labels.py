@@ -4,7 +4,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["TileLabels", "label_tile", "MOST_INSIDE"]
+__all__ = ["TileLabels", "label_tile", "ColumnIndex", "MOST_INSIDE"]
 
 MOST_INSIDE = 0.5   # a box cut by the tile's edge is kept when more than this share of its area is inside
 
@@ -44,3 +44,20 @@ def label_tile(boxes: np.ndarray, col_off: int, row_off: int, width: int, height
     xywh = np.stack([cx0, cy0, cx1 - cx0, cy1 - cy0], axis=1)[kept]
     return TileLabels(boxes=xywh, index=np.flatnonzero(kept), clipped=int((kept & ~whole).sum()),
                       dropped_edge=int((touching & ~most_inside).sum()), dropped_nodata=int(on_nodata.sum()))
+
+
+class ColumnIndex:
+    """Craters sorted by centre column, so each tile looks only at those that can reach it (a large mosaic
+    holds many thousand tiles and craters)."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        centres = (boxes[:, 0] + boxes[:, 2]) / 2
+        self.order = np.argsort(centres, kind="stable")
+        self.sorted_centres = centres[self.order]
+        self.half_width = float((boxes[:, 2] - boxes[:, 0]).max() / 2) if len(boxes) else 0.0
+
+    def near(self, col_off: int, width: int) -> np.ndarray:
+        """Indices (ascending) of the craters whose box may overlap columns [col_off, col_off + width)."""
+        low = np.searchsorted(self.sorted_centres, col_off - self.half_width, side="left")
+        high = np.searchsorted(self.sorted_centres, col_off + width + self.half_width, side="right")
+        return np.sort(self.order[low:high])
