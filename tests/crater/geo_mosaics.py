@@ -43,7 +43,7 @@ def load_split(out: Path, split: str) -> dict:
 
 def rendered_boxes(tile: np.ndarray) -> np.ndarray:
     """[k, 4] (x0, y0, x1, y1) boxes of the dark discs in a tile (the craters as drawn)."""
-    from yolox.data.datasets.synthetic_crater_mosaic import DISC_BACKGROUND, DISC_VALUE
+    from yolox.crater.synthetic_mosaic import DISC_BACKGROUND, DISC_VALUE
 
     dark = ((tile > 0) & (tile < (DISC_VALUE + DISC_BACKGROUND) / 2)).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)

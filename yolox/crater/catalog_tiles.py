@@ -105,10 +105,8 @@ def _write_atomic(path: str, data: bytes) -> None:
 def _tile_pixels(source, window: TileWindow) -> Tuple[np.ndarray, np.ndarray]:
     """(8-bit tile, grey when the raster has one band; its mask of pixels holding data)."""
     args = (window.col_off, window.row_off, window.width, window.height)
-    raw = source.read_raw(*args, window.width, window.height)
-    valid = source.valid_mask(raw)
-    valid = np.ones(raw.shape[:2], bool) if valid is None else valid
-    image = source.read_bgr(*args)
+    image, valid = source.read_tile(*args)
+    valid = np.ones(image.shape[:2], bool) if valid is None else valid
     return (image[:, :, 0] if len(source.bands) == 1 else image), valid
 
 

@@ -13,10 +13,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-# the synthetic renderer, imported here only, so one line follows it when it moves
-from yolox.data.datasets.synthetic_crater_mosaic import (DISC_BACKGROUND, DISC_VALUE, MosaicConfig, _crater_params,
-                                                          _plane_waves, _wave_sum, iter_blocks, place_mosaic_craters)
-from yolox.data.datasets.synthetic_craters import _hillshade
+from yolox.crater.synthetic import hillshade
+from yolox.crater.synthetic_mosaic import (DISC_BACKGROUND, DISC_VALUE, MosaicConfig, crater_params, iter_blocks,
+                                           place_mosaic_craters, plane_waves, wave_sum)
 
 __all__ = ["MARS_RADIUS_M", "PROJECTIONS", "GeoMosaicSpec", "GeoMosaic", "write_geo_mosaic", "MosaicConfig"]
 
@@ -112,15 +111,15 @@ def _render(cfg: MosaicConfig, table: np.ndarray, pixels: np.ndarray, transform,
     reach = REACH * pixels[:, 2] + 2
     near = ((pixels[:, 0] + reach > x0 - pad) & (pixels[:, 0] - reach < x0 + w + pad)
             & (pixels[:, 1] + reach > y0 - pad) & (pixels[:, 1] - reach < y0 + h + pad))
-    params = _crater_params(cfg, len(table))
+    params = crater_params(cfg, len(table))
     if cfg.style == "discs":
         image = np.full(lon.shape, DISC_BACKGROUND, np.float32)
     else:
         xs = np.arange(x0 - pad, x0 + w + pad, dtype=np.float64)
         ys = np.arange(y0 - pad, y0 + h + pad, dtype=np.float64)
         terrain_rng = np.random.default_rng([cfg.seed, 3])
-        height = cfg.terrain_relief * _wave_sum(_plane_waves(terrain_rng, 12, (40.0, 400.0)), xs, ys)
-        albedo = 120.0 + 2.0 * _wave_sum(_plane_waves(terrain_rng, 6, (200.0, 2000.0)), xs, ys) / 4.0
+        height = cfg.terrain_relief * wave_sum(plane_waves(terrain_rng, 12, (40.0, 400.0)), xs, ys)
+        albedo = 120.0 + 2.0 * wave_sum(plane_waves(terrain_rng, 6, (200.0, 2000.0)), xs, ys) / 4.0
     for crater, (cx, cy, r), (depth, rim) in zip(table[near], pixels[near], params[near]):
         cols = slice(max(0, int(cx - REACH * r) - (x0 - pad)), max(0, int(cx + REACH * r) + 2 - (x0 - pad)))
         rows = slice(max(0, int(cy - REACH * r) - (y0 - pad)), max(0, int(cy + REACH * r) + 2 - (y0 - pad)))
@@ -132,7 +131,7 @@ def _render(cfg: MosaicConfig, table: np.ndarray, pixels: np.ndarray, transform,
     if cfg.style == "discs":
         return image
     azimuth = 2 * np.pi * np.random.default_rng([cfg.seed, 5]).random()
-    image = _hillshade(height, azimuth, albedo)[pad:pad + h, pad:pad + w]
+    image = hillshade(height, azimuth, albedo)[pad:pad + h, pad:pad + w]
     return image + np.random.default_rng([cfg.seed, 13, x0, y0]).normal(0.0, cfg.noise_sigma, image.shape)
 
 

@@ -78,7 +78,7 @@ def _place_craters(rng: np.random.Generator, cfg: CraterFieldConfig) -> np.ndarr
     return kept[:count]
 
 
-def _add_crater(height: np.ndarray, cx: float, cy: float, radius: float, rim: float, depth: float) -> None:
+def add_crater(height: np.ndarray, cx: float, cy: float, radius: float, rim: float, depth: float) -> None:
     """Carve a parabolic bowl of rim radius `radius` with an optional raised rim, in place."""
     size = height.shape[0]
     reach = radius * 1.6
@@ -93,7 +93,7 @@ def _add_crater(height: np.ndarray, cx: float, cy: float, radius: float, rim: fl
     height[y0:y1, x0:x1] += (bowl + rim_ring).astype(np.float32)
 
 
-def _hillshade(height: np.ndarray, azimuth: float, albedo: np.ndarray) -> np.ndarray:
+def hillshade(height: np.ndarray, azimuth: float, albedo: np.ndarray) -> np.ndarray:
     """Grey levels of a height map lit from `azimuth` at a low sun (strong shadows)."""
     grad_y, grad_x = np.gradient(height)
     slope_towards_sun = grad_x * np.cos(azimuth) + grad_y * np.sin(azimuth)
@@ -109,9 +109,9 @@ def render_crater_field(rng: np.random.Generator, cfg: CraterFieldConfig) -> Tup
     for cx, cy, radius in craters:
         depth = radius * rng.uniform(0.25, 0.45)
         rim = depth * rng.uniform(0.0, 0.5) if rng.random() < 0.6 else 0.0
-        _add_crater(height, cx, cy, radius, rim, depth)
+        add_crater(height, cx, cy, radius, rim, depth)
     albedo = 120.0 + 12.0 * _terrain_height(rng, size) / 6.0
-    image = _hillshade(height, rng.uniform(0, 2 * np.pi), albedo)
+    image = hillshade(height, rng.uniform(0, 2 * np.pi), albedo)
     image += rng.normal(0.0, cfg.noise_sigma, size=image.shape)
     boxes = np.stack(
         [craters[:, 0] - craters[:, 2], craters[:, 1] - craters[:, 2],

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from yolox.crater.synthetic import _add_crater, _hillshade
+from yolox.crater.synthetic import add_crater, hillshade
 
 __all__ = ["MosaicConfig", "place_mosaic_craters", "render_block", "iter_blocks", "render_mosaic",
            "write_mosaic", "truth_rows"]
@@ -77,7 +77,7 @@ def place_mosaic_craters(cfg: MosaicConfig) -> np.ndarray:
     return np.concatenate([big_table, np.asarray(kept, np.float64).reshape(-1, 3)])
 
 
-def _plane_waves(rng: np.random.Generator, count: int, wavelengths: Tuple[float, float]) -> np.ndarray:
+def plane_waves(rng: np.random.Generator, count: int, wavelengths: Tuple[float, float]) -> np.ndarray:
     """[count, 4] rows (kx, ky, phase, amplitude): waves of random direction, amplitude ~ wavelength."""
     lengths = np.exp(rng.uniform(np.log(wavelengths[0]), np.log(wavelengths[1]), count))
     angles = rng.uniform(0, 2 * np.pi, count)
@@ -85,7 +85,7 @@ def _plane_waves(rng: np.random.Generator, count: int, wavelengths: Tuple[float,
     return np.stack([k * np.cos(angles), k * np.sin(angles), rng.uniform(0, 2 * np.pi, count), lengths / 100.0], 1)
 
 
-def _wave_sum(waves: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def wave_sum(waves: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Sum of the waves on the grid of columns `xs` x rows `ys` (1-D), [len(ys), len(xs)] float32.
 
     sin(a + b) = sin a cos b + cos a sin b splits each wave into two outer products of 1-D vectors.
@@ -99,7 +99,7 @@ def _wave_sum(waves: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return total
 
 
-def _crater_params(cfg: MosaicConfig, count: int) -> np.ndarray:
+def crater_params(cfg: MosaicConfig, count: int) -> np.ndarray:
     """Per crater (depth fraction, rim fraction), fixed by the seed."""
     rng = np.random.default_rng([cfg.seed, 11])
     depth = rng.uniform(0.25, 0.45, count)
@@ -112,19 +112,19 @@ def render_block(cfg: MosaicConfig, craters: np.ndarray, x0: int, y0: int, w: in
     if cfg.style == "discs":
         return _render_discs(cfg, craters, x0, y0, w, h)
     pad = 2                                             # gradient context beyond the window
-    side = max(w, h) + 2 * pad                          # _add_crater works on square arrays
+    side = max(w, h) + 2 * pad                          # add_crater works on square arrays
     xs, ys = np.arange(x0 - pad, x0 - pad + side, dtype=np.float64), np.arange(y0 - pad, y0 - pad + side, dtype=np.float64)
     terrain_rng = np.random.default_rng([cfg.seed, 3])
-    height = cfg.terrain_relief * _wave_sum(_plane_waves(terrain_rng, 12, (40.0, 400.0)), xs, ys)
-    albedo = 120.0 + 2.0 * _wave_sum(_plane_waves(terrain_rng, 6, (200.0, 2000.0)), xs, ys) / 4.0
-    params = _crater_params(cfg, len(craters))
+    height = cfg.terrain_relief * wave_sum(plane_waves(terrain_rng, 12, (40.0, 400.0)), xs, ys)
+    albedo = 120.0 + 2.0 * wave_sum(plane_waves(terrain_rng, 6, (200.0, 2000.0)), xs, ys) / 4.0
+    params = crater_params(cfg, len(craters))
     reach = 1.6 * craters[:, 2] + 1
     inside = ((craters[:, 0] + reach > x0 - pad) & (craters[:, 0] - reach < x0 - pad + side)
               & (craters[:, 1] + reach > y0 - pad) & (craters[:, 1] - reach < y0 - pad + side))
     for (cx, cy, r), (depth, rim) in zip(craters[inside], params[inside]):
-        _add_crater(height, cx - (x0 - pad), cy - (y0 - pad), r, rim * depth * r, depth * r)
+        add_crater(height, cx - (x0 - pad), cy - (y0 - pad), r, rim * depth * r, depth * r)
     azimuth = 2 * np.pi * np.random.default_rng([cfg.seed, 5]).random()
-    image = _hillshade(height, azimuth, albedo)[pad:pad + h, pad:pad + w]
+    image = hillshade(height, azimuth, albedo)[pad:pad + h, pad:pad + w]
     noise_rng = np.random.default_rng([cfg.seed, 13, x0, y0])
     image = image + noise_rng.normal(0.0, cfg.noise_sigma, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
