@@ -1,8 +1,8 @@
 """The full-evaluation check: the project's COCO evaluator over a few generated crater images, device and CPU.
 
 With random weights, AP against the craters is about 0 on every device and would hide any disagreement. So the
-set's labels are the CPU's own detections: the CPU scores AP 1 by construction, and a device whose evaluation
-(forward, decoding, NMS, collection) disagrees scores lower.
+set's labels are the CPU's own detections (clipped to the image, as datasets clip labels): the CPU scores an AP
+near 1 by construction, and a device whose evaluation (forward, decoding, NMS, collection) disagrees scores lower.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def score_threshold(detections: torch.Tensor) -> float:
 
 
 def label_with_cpu_detections(bench: Bench, root: Path, images: CraterBatch) -> EvalSet:
-    """Replace the set's annotations with the CPU model's detections; returns the set and its thresholds."""
+    """Replace the set's annotations with the CPU model's detections inside the image; returns the set and its thresholds."""
     with torch.no_grad():
         outputs = bench.cpu_model(train=False)(images.images)
     conf_thre = score_threshold(outputs)
@@ -62,7 +62,8 @@ def label_with_cpu_detections(bench: Bench, root: Path, images: CraterBatch) -> 
     coco = json.loads(ann_path.read_text())
     annotations = []
     for info, rows in zip(coco["images"], detections):
-        for x1, y1, x2, y2 in ([] if rows is None else rows[:MAX_DETS, :4].tolist()):
+        boxes = torch.zeros(0, 4) if rows is None else rows[:MAX_DETS, :4].clamp(0, IMG_SIZE)
+        for x1, y1, x2, y2 in boxes[((boxes[:, 2:] - boxes[:, :2]) >= 1).all(dim=1)].tolist():
             annotations.append({"id": len(annotations) + 1, "image_id": info["id"], "category_id": 1,
                                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
     coco["annotations"] = annotations

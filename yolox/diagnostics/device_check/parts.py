@@ -29,8 +29,9 @@ from yolox.utils.boxes import postprocess
 from yolox.utils.ema import ModelEMA
 
 LOSS_TERMS = ("iou_loss", "conf_loss", "cls_loss", "l1_loss")
-# fp16 gradients underflow without loss scaling; a fixed scale is enough for one backward
-AMP_LOSS_SCALE = 1024.0
+# fp16 gradients underflow without loss scaling; a fixed, modest scale for one backward (1024 overflowed the
+# activation gradients of this random model)
+AMP_LOSS_SCALE = 64.0
 # the optimizers of training (upstream's SGD; AdamW as exps use it), one step each
 SGD = dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 ADAMW = dict(lr=1e-3, weight_decay=0.05)
@@ -154,11 +155,28 @@ def gradient_check(bench: Bench, amp: Optional[torch.dtype] = None) -> Tuple[Che
         device_grads = gradients(device_model, bench.on_device(bench.batch.images), bench.on_device(bench.batch.labels),
                                  scale)
     cpu_grads = gradients(cpu_model, bench.batch.images, bench.batch.labels)
+    if amp is not None:
+        # half-precision rounding is not small per element: the whole gradient's relative error, as the AMP probe
+        device_flat, cpu_flat = (torch.cat([g.detach().cpu().double().flatten() for g in gs])
+                                 for gs in (device_grads, cpu_grads))
+        error = float((device_flat - cpu_flat).norm() / cpu_flat.norm().clamp_min(1e-30))
+        return check("gradients" + _suffix(amp), "gradients", error, tol.AMP_GRADIENT, True,
+                     unit="L2 error of the whole gradient, relative"), cpu_grads
     floor = 1e-3 * max(float(g.abs().max()) for g in cpu_grads)  # all-but-zero tensors compare to the largest
-    diff = per_tensor_relative(device_grads, cpu_grads, floor)
-    limit = tol.GRADIENT if amp is None else tol.AMP_GRADIENT
-    return check("gradients" + _suffix(amp), "gradients", diff, limit, amp is not None,
+    return check("gradients", "gradients", per_tensor_relative(device_grads, cpu_grads, floor), tol.GRADIENT,
                  unit="per tensor, of its max"), cpu_grads
+
+
+def amp_loss_check(bench: Bench, amp: torch.dtype) -> CheckResult:
+    """The total loss of a train-mode forward under autocast on the device, against the CPU's in fp32."""
+    device_model, cpu_model = bench.pair(train=True)
+    with torch.no_grad():
+        with autocast_for(bench, amp):
+            device = float(device_model(bench.on_device(bench.batch.images),
+                                        bench.on_device(bench.batch.labels))["total_loss"])
+        cpu = float(cpu_model(bench.batch.images, bench.batch.labels)["total_loss"])
+    return check("loss: total" + _suffix(amp), "loss", relative(device, cpu), tol.AMP_LOSS, True, device=device,
+                 cpu=cpu)
 
 
 def _stepped(model: nn.Module, grads: List[torch.Tensor], make: Callable, settings: Dict) -> List[torch.Tensor]:
@@ -199,12 +217,12 @@ def ema_check(bench: Bench, grads: List[torch.Tensor]) -> CheckResult:
                  unit="of the largest change")
 
 
-def postprocess_checks(bench: Bench, conf_thre: float, nms_thre: float) -> List[CheckResult]:
-    """Decoding and NMS from identical raw head outputs: detections per image, boxes of matched rows."""
+def postprocess_checks(bench: Bench, images: torch.Tensor, conf_thre: float, nms_thre: float) -> List[CheckResult]:
+    """Decoding and NMS from identical raw head outputs of `images`: detections per image, boxes of matched rows."""
     cpu_model = bench.cpu_model(train=False)
     cpu_model.head.decode_in_inference = False
     with torch.no_grad():
-        raw = cpu_model(bench.batch.images)
+        raw = cpu_model(images)
     device_head = bench.device_model(train=False).head
     device_head.hw = list(cpu_model.head.hw)
     num_classes = cpu_model.head.num_classes
