@@ -28,7 +28,7 @@ class CheckPlan:
     amp_dtype: Optional[torch.dtype] = None
     amp_reason: str = "mixed precision not asked"
     quick: bool = False
-    iterations: int = memory_watch.ITERATIONS
+    schedule: memory_watch.Schedule = field(default_factory=memory_watch.Schedule)
     faults: Faults = field(default_factory=Faults)
 
 
@@ -48,8 +48,8 @@ def run_checks(plan: CheckPlan, progress: Callable[[str], None] = logger.info) -
         results += _fp32_rest(bench, eval_set)
         progress(f"device check: mixed precision ({_dtype_name(plan.amp_dtype)})")
         results += _amp_parts(bench, eval_set, plan)
-        progress(f"device check: {plan.iterations} training iterations at sizes {memory_watch.SIZES}")
-        run = memory_watch.train_and_watch(bench, plan.amp_dtype, plan.iterations)
+        progress(f"device check: {plan.schedule.iterations} training iterations at sizes {plan.schedule.sizes}")
+        run = memory_watch.train_and_watch(bench, plan.amp_dtype, plan.schedule)
         return results + memory_watch.training_checks(run, plan.policy.memory.name, plan.amp_dtype is not None)
 
 
