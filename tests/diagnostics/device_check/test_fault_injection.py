@@ -1,6 +1,5 @@
 """Each fault injected on the simulated device (MPS rules, tensors on the CPU) is caught by its own check only."""
 import pytest
-import torch
 
 from yolox.diagnostics.device_check import CheckPlan, Faults, run_checks
 from yolox.diagnostics.device_check.memory_watch import Schedule

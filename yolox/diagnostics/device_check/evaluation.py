@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -20,7 +20,7 @@ from yolox.diagnostics.device_check import tolerances as tol
 from yolox.diagnostics.device_check.bench import Bench, Detections
 from yolox.diagnostics.device_check.compare import CheckResult, check
 from yolox.diagnostics.device_check.fixture import IMG_SIZE, CraterBatch
-from yolox.diagnostics.device_check.parts import _suffix, autocast_for
+from yolox.diagnostics.device_check.parts import precision_suffix, autocast_for
 from yolox.evaluators import COCOEvaluator
 from yolox.utils.boxes import postprocess
 
@@ -92,13 +92,15 @@ def _evaluator(eval_set: EvalSet, num_classes: int, fault=None) -> COCOEvaluator
 
 
 def evaluate_both(bench: Bench, eval_set: EvalSet, amp: Optional[torch.dtype] = None) -> CheckResult:
-    """AP@[.5:.95] of one full evaluation on the device and on the CPU."""
+    """AP@[.5:.95] of one full evaluation on the device and on the CPU (AP50 under mixed precision)."""
     num_classes = bench.model.head.num_classes
     with autocast_for(bench, amp):
         device_ap, device_ap50, _ = _evaluator(eval_set, num_classes, bench.faults.device_detections).evaluate(
             bench.device_model(train=False), policy=bench.policy)
     cpu_ap, cpu_ap50, _ = _evaluator(eval_set, num_classes).evaluate(bench.cpu_model(train=False))
-    limit = tol.AP if amp is None else tol.AMP_AP
-    return check("evaluation AP" + _suffix(amp), "evaluation", abs(device_ap - cpu_ap), limit, amp is not None,
-                 device_ap=device_ap, cpu_ap=cpu_ap, device_ap50=device_ap50, cpu_ap50=cpu_ap50,
-                 conf_thre=eval_set.conf_thre, nms_thre=eval_set.nms_thre)
+    figures = dict(device_ap=device_ap, cpu_ap=cpu_ap, device_ap50=device_ap50, cpu_ap50=cpu_ap50,
+                   conf_thre=eval_set.conf_thre, nms_thre=eval_set.nms_thre)
+    if amp is not None:
+        return check("evaluation AP50" + precision_suffix(amp), "evaluation", abs(device_ap50 - cpu_ap50), tol.AMP_AP50, True,
+                     **figures)
+    return check("evaluation AP", "evaluation", abs(device_ap - cpu_ap), tol.AP, **figures)

@@ -46,7 +46,7 @@ def autocast_for(bench: Bench, amp: Optional[torch.dtype]) -> ContextManager:
     return torch.autocast(device_type=bench.device.type, dtype=amp)
 
 
-def _suffix(amp: Optional[torch.dtype]) -> str:
+def precision_suffix(amp: Optional[torch.dtype]) -> str:
     return "" if amp is None else f" ({str(amp).replace('torch.', '')})"
 
 
@@ -91,8 +91,8 @@ def forward_checks(bench: Bench, amp: Optional[torch.dtype] = None) -> List[Chec
         cpu_train = train_outputs(cpu_model, images)
     strides = cpu_train[3]
     train_diff = max_abs(head_units(device_train[0].float(), strides, False), head_units(cpu_train[0], strides, False))
-    return [check("forward, eval mode" + _suffix(amp), "forward", eval_diff, limit, amp is not None, unit="head units"),
-            check("forward, train mode" + _suffix(amp), "forward", train_diff, limit, amp is not None,
+    return [check("forward, eval mode" + precision_suffix(amp), "forward", eval_diff, limit, amp is not None, unit="head units"),
+            check("forward, train mode" + precision_suffix(amp), "forward", train_diff, limit, amp is not None,
                   unit="head units")]
 
 
@@ -160,7 +160,7 @@ def gradient_check(bench: Bench, amp: Optional[torch.dtype] = None) -> Tuple[Che
         device_flat, cpu_flat = (torch.cat([g.detach().cpu().double().flatten() for g in gs])
                                  for gs in (device_grads, cpu_grads))
         error = float((device_flat - cpu_flat).norm() / cpu_flat.norm().clamp_min(1e-30))
-        return check("gradients" + _suffix(amp), "gradients", error, tol.AMP_GRADIENT, True,
+        return check("gradients" + precision_suffix(amp), "gradients", error, tol.AMP_GRADIENT, True,
                      unit="L2 error of the whole gradient, relative"), cpu_grads
     floor = 1e-3 * max(float(g.abs().max()) for g in cpu_grads)  # all-but-zero tensors compare to the largest
     return check("gradients", "gradients", per_tensor_relative(device_grads, cpu_grads, floor), tol.GRADIENT,
@@ -175,7 +175,7 @@ def amp_loss_check(bench: Bench, amp: torch.dtype) -> CheckResult:
             device = float(device_model(bench.on_device(bench.batch.images),
                                         bench.on_device(bench.batch.labels))["total_loss"])
         cpu = float(cpu_model(bench.batch.images, bench.batch.labels)["total_loss"])
-    return check("loss: total" + _suffix(amp), "loss", relative(device, cpu), tol.AMP_LOSS, True, device=device,
+    return check("loss: total" + precision_suffix(amp), "loss", relative(device, cpu), tol.AMP_LOSS, True, device=device,
                  cpu=cpu)
 
 

@@ -88,7 +88,7 @@ def _skipped_rest() -> List[CheckResult]:
 AMP_ROWS = (("forward, eval mode (amp)", "forward", tol.AMP_FORWARD),
             ("forward, train mode (amp)", "forward", tol.AMP_FORWARD),
             ("loss: total (amp)", "loss", tol.AMP_LOSS), ("gradients (amp)", "gradients", tol.AMP_GRADIENT),
-            ("evaluation AP (amp)", "evaluation", tol.AMP_AP))
+            ("evaluation AP50 (amp)", "evaluation", tol.AMP_AP50))
 
 
 def _dtype_name(dtype: Optional[torch.dtype]) -> str:

@@ -7,7 +7,7 @@ decision can work around (forward, gradients, optimizer, EMA) is a warning that 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Union
+from typing import Any, List, Mapping, Tuple, Union
 
 from yolox.utils.device.selfcheck_report import (
     CHECK_COMMAND,
@@ -25,7 +25,7 @@ GROWTH_RELEASE_EVERY = 10
 FALLBACK_DECISIONS = tuple(decision for _, decision in CPU_FALLBACKS)
 
 
-def resolve_report(self_check: SelfCheck, kind: str, simulated: bool) -> tuple:
+def resolve_report(self_check: SelfCheck, kind: str, simulated: bool) -> Tuple[Any, str, str]:
     """(report or None, where it came from, why there is none): the cache by default, never for a simulated policy
     (its rules are another device's); False: no report; a mapping: that report."""
     if self_check is False:
