@@ -25,8 +25,8 @@ TRAIN_IMAGES = 2          # the batch of the forward, loss, assignment and gradi
 EVAL_IMAGES = 4           # the set of the full evaluation
 MAX_LABELS = 50
 CRATERS_PER_IMAGE = (6, 30)
-PRED_STD = 0.3
-VAR_FLOOR = 0.1
+PRED_STD = 0.3            # spread of the prediction convs' outputs (see calibrate_predictions)
+VAR_FLOOR = 0.1           # running variance floor, as a fraction of the layer's mean (see calibrate_bn)
 # boxes of about e^1 strides (8 to 90 px), not sub-pixel ones whose IoU no float format can hold steady
 BOX_LOG_SIZE = 1.0
 
@@ -71,8 +71,7 @@ def calibrate_predictions(model: nn.Module, images: torch.Tensor) -> nn.Module:
     """Scale the weights of the head's prediction convs so their outputs (before the bias) have standard deviation
     PRED_STD on `images`: with calibrated BatchNorm, random prediction layers give box sizes of exp(100) (inf) and
     saturated scores, which no comparison can use; scaled, boxes are about stride-sized and scores spread below
-    the prior probability, as early in training.
-    The box sizes start at BOX_LOG_SIZE."""
+    the prior probability, as early in training. Box sizes start at BOX_LOG_SIZE."""
     preds = [conv for name in ("reg_preds", "obj_preds", "cls_preds") for conv in getattr(model.head, name)]
     inputs = {}
     handles = [conv.register_forward_hook(lambda module, args, out: inputs.__setitem__(module, args[0]))

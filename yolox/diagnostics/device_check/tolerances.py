@@ -30,10 +30,10 @@ AP = 0.02
 
 # Mixed precision (fp16/bf16 autocast) against the fp32 CPU reference. Rounding to 2^-11 (fp16) at every layer
 # of a random, BatchNorm-calibrated model is amplified to large output errors: CPU fp16 autocast against CPU fp32
-# gave up to 0.37 head units, a loss off by 1.3e-3 relative, a whole-gradient L2 error of 0.58 and an AP50 lower
-# by 0.37 (2-core CPU, this fixture). These rows therefore catch the gross faults reported for MPS (NaN, a zero or
-# garbage loss or gradient, boxes garbled, AP collapsing to 0), not small drifts; the fp32 rows catch those.
-# Provisional: not yet measured on MPS or CUDA.
+# on this fixture came to a few tenths of a head unit, a loss off by about 1e-3 relative, a whole-gradient error of
+# about half its norm and an AP50 lower by about a third (figures for docs/). These rows therefore catch the gross
+# faults reported for MPS (NaN, a zero or garbage loss or gradient, garbled boxes, AP collapsing to 0), not small
+# drifts, which the fp32 rows catch. Provisional: not yet measured on MPS or CUDA.
 AMP_FORWARD = 1.0
 AMP_LOSS = 2e-2
 # a zero gradient has error 1.0 exactly, a NaN one is infinite
