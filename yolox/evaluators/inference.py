@@ -23,6 +23,8 @@ def run_inference(model, dataloader, collect: Callable, num_classes: int, confth
     device = policy.device if policy is not None else _parameter_device(model)
     dtype = torch.float16 if half else torch.float32
     non_blocking = bool(policy is not None and policy.non_blocking)
+    # the device check found decoding + NMS disagreeing with the CPU on this device (policy decision)
+    postprocess_on_cpu = bool(getattr(policy, "postprocess_on_cpu", False))
     model = model.eval()
     if half:
         model = model.half()
@@ -42,6 +44,8 @@ def run_inference(model, dataloader, collect: Callable, num_classes: int, confth
             if decoder is not None:
                 outputs = decoder(outputs, dtype=outputs.dtype)
             infer_end = time_synchronized(policy)
+            if postprocess_on_cpu:
+                outputs = outputs.cpu()
             outputs = postprocess(outputs, num_classes, confthre, nmsthre)
             nms_end = time_synchronized(policy)
             # The last batch may be short, so it is left out of the per-image timing.

@@ -14,6 +14,7 @@ from yolox.utils.device.memory import MemoryBackend, memory_backend_for, mps_hig
 from yolox.utils.device.policy import DevicePolicy
 from yolox.utils.device.probe import ProbeFn, probe_mps_amp
 from yolox.utils.device.selection import _parse_request, _torch_version, select_device
+from yolox.utils.device.selfcheck_decisions import SelfCheck, decide_self_check
 
 # The multi-scale size changes every 10 iterations (Exp.random_size); see the cache decision below.
 MPS_CACHE_RELEASE_EVERY = 10
@@ -306,13 +307,15 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
                  fused_bn_act: Optional[bool] = None, fused_optimizer: Optional[bool] = None,
                  compile_augment: Optional[bool] = None,
                  num_workers: Optional[int] = None, amp_probe: Optional[ProbeFn] = None,
-                 deterministic: bool = False, log: bool = False) -> DevicePolicy:
+                 deterministic: bool = False, log: bool = False, self_check: SelfCheck = None) -> DevicePolicy:
     """Decide everything device-specific for one process.
 
     `tensors_on` builds the rules of `requested` with tensors on another device (how MPS is tested on a CPU);
     `memory` replaces the memory backend; `amp_probe(dtype) -> (ok, reason)` replaces the MPS AMP probe;
     `deterministic` (a seeded run) turns cuDNN autotuning off; `fp16=None` leaves AMP to the device default (on for CUDA).
     Warnings (a refused fp16, ...) are logged once here and kept in `policy.warnings`.
+    `self_check` is the device check's report (tools/check_device.py) whose failures become decisions: None reads
+    this machine's cached report for the device kind (never for a simulated policy), False reads none.
     """
     kind, device = _resolve(requested, local_rank, world_size, tensors_on)
     triton_found = importlib.util.find_spec("triton") is not None
@@ -328,6 +331,8 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     _decide_fused_optimizer(out, kind, fused_optimizer)
     _decide_compile_augment(out, kind, device, compile_augment, triton_found)
     _decide_cache(out, kind, cache_release_every)
+    decide_self_check(out, kind, self_check, simulated=device.type != kind,
+                      explicit_cache_every=cache_release_every is not None)
     _decide_fallback(out, kind)
     backend = memory if memory is not None else memory_backend_for(device)
     out.set("memory", backend, _memory_reason(kind, device, memory is not None))

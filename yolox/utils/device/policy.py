@@ -21,6 +21,7 @@ DECISIONS = (
     "compile_augment",
     "cache_release_every",
     "downcast_float64", "mps_fallback", "memory",
+    "self_check", "assign_on_cpu", "loss_on_cpu", "postprocess_on_cpu",
 )
 
 
@@ -49,6 +50,10 @@ class DevicePolicy:
     fused_bn_act: bool = False
     fused_optimizer: bool = False
     compile_augment: bool = False
+    self_check: Optional[str] = None      # the device check report the decisions below came from
+    assign_on_cpu: bool = False           # parts the device check found disagreeing with the CPU
+    loss_on_cpu: bool = False
+    postprocess_on_cpu: bool = False
     warnings: Tuple[str, ...] = ()
     memory: MemoryBackend = field(default_factory=MemoryBackend, repr=False, compare=False)
 
