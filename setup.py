@@ -32,6 +32,8 @@ setup(
         "yolox-compare-catalogues = yolox.tools.compare_catalogues:cli",
         "yolox-convert-craters = yolox.tools.convert_craters:cli",
         "yolox-make-crater-mosaic = yolox.tools.make_crater_mosaic:cli",
+        "yolox-make-crater-tiles = yolox.tools.make_crater_tiles:cli",
+        "yolox-check-device = yolox.tools.check_device:cli",
     ]},
     install_requires=[
         # torch is never pinned: Mac users install the build that suits their machine.

@@ -20,6 +20,15 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_user_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test gets its own user cache: no device-check report or dataset-check cache from the machine's home
+    reaches the policy, and none is left there."""
+    cache = tmp_path_factory.mktemp("user_cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return shared_path("fixtures")

@@ -56,5 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0 if report["passed"] else 1
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-check-device` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

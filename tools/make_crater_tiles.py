@@ -54,5 +54,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `yolox-make-crater-tiles` command: main() with user errors as one line and exit status 2."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

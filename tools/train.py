@@ -13,6 +13,7 @@ prepare_environment()  # before anything imports torch, which reads the MPS vari
 
 from yolox.core import launch
 from yolox.core.launch import launched_by_torchrun
+from yolox.diagnostics.device_check.before_training import checked_policy
 from yolox.exp import check_exp_value, get_exp
 from yolox.utils.compat import call_with_supported
 from yolox.utils.device import DevicePolicy, device_count
@@ -54,7 +55,7 @@ def main(exp, args, policy: Optional[DevicePolicy] = None) -> None:
 def resolve_devices(args) -> Tuple[int, DevicePolicy]:
     """(processes per machine, the policy of -d processes) from -d, --device and the device policy."""
     requested = args.devices if args.devices is not None else 1
-    policy = policy_from_args(args, world_size=requested)
+    policy = checked_policy(lambda: policy_from_args(args, world_size=requested))
     if policy.kind == "cuda":
         available = device_count("cuda")
         if args.devices is None:

@@ -19,6 +19,7 @@ from yolox.crater.report import log_plan, report_run, save_plots
 from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.crater.trainer import CraterTrainer
 from yolox.data.datasets import load_split_as_coco
+from yolox.diagnostics.device_check.before_training import checked_policy
 from yolox.exp import check_exp_value, get_exp
 from yolox.utils.autobatch import BatchDecision, autobatch
 from yolox.utils.device import device_count
@@ -212,7 +213,7 @@ def run_crater(args, policy=None) -> dict:
     ensure_data(exp, data_dir_given=args.data_dir is not None)
 
     if policy is None:
-        policy = policy_from_args(args, world_size=args.devices or 1)
+        policy = checked_policy(lambda: policy_from_args(args, world_size=args.devices or 1))
     world_size = process_count(args, policy)
     if exp.seed is not None:
         policy.seed_everything(int(exp.seed))     # the batch probe builds a model: the same one on every run

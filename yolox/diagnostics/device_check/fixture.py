@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from yolox.data.datasets.synthetic_craters import generate_synthetic_craters
+from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.models.build import build_yolox, init_yolox
 
 SEED = 0
