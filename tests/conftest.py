@@ -9,6 +9,8 @@ import pytest
 from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TORCH_EXTENSIONS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")),
+                                "torch_extensions")
 SHARED_DIR = Path(os.environ.get("YOLOX_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
@@ -25,6 +27,8 @@ def private_user_cache(tmp_path_factory, monkeypatch) -> Path:
     """Each test gets its own user cache: no device-check report or dataset-check cache from the machine's home
     reaches the policy, and none is left there."""
     cache = tmp_path_factory.mktemp("user_cache")
+    # torch's compiled extensions (the fused BN+SiLU kernel) stay in the real cache: a build takes ~40 s
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", os.environ.get("TORCH_EXTENSIONS_DIR") or TORCH_EXTENSIONS)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return cache
 

@@ -13,7 +13,9 @@ import torch
 from loguru import logger
 from torch import nn
 
-__all__ = ["NonFiniteGuard", "GuardCounts", "TrainingDiverged", "all_finite", "nonfinite_entries"]
+from yolox.core.training_errors import TrainingDiverged
+
+__all__ = ["NonFiniteGuard", "GuardCounts", "all_finite", "nonfinite_entries"]
 
 # non-finite steps in a row before the last good state is restored
 PATIENCE = 3
@@ -23,10 +25,6 @@ LR_FACTOR = 0.5
 MAX_RESTORES = 5
 # good steps between copies of the state that a restore returns to
 SNAPSHOT_EVERY = 50
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss stays non-finite even after restoring the last good state at a lower learning rate."""
 
 
 @dataclass
@@ -76,9 +74,10 @@ class NonFiniteGuard:
         self.good_since_snapshot = 0
         self._snapshot: Optional[Dict[str, object]] = None
 
-    def step_is_finite(self, loss: torch.Tensor, model: nn.Module) -> bool:
-        """True when the loss and every gradient of `model` are finite; False counts a skipped step."""
-        grads = [param.grad for param in model.parameters() if param.grad is not None]
+    def step_is_finite(self, loss: torch.Tensor, model: nn.Module, check_grads: bool = True) -> bool:
+        """True when the loss and (with `check_grads`) every gradient of `model` are finite; False counts a
+        skipped step. A gradient scaler handles its own overflowing gradients: pass check_grads=False then."""
+        grads = [param.grad for param in model.parameters() if param.grad is not None] if check_grads else []
         if all_finite([loss.detach(), *grads]):
             self.in_a_row = 0
             return True
@@ -96,6 +95,9 @@ class NonFiniteGuard:
             self.snapshot(model, optimizer, ema)
 
     def snapshot(self, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Optional[nn.Module]) -> None:
+        """Keep a CPU copy of the state to return to; a state that already holds NaN or inf is not kept."""
+        if not all_finite(model.parameters()) or (ema is not None and not all_finite(ema.parameters())):
+            return
         self._snapshot = {"model": _cpu_copy(model.state_dict()),
                           "optimizer": copy.deepcopy(_optimizer_state_on_cpu(optimizer)),
                           "ema": _cpu_copy(ema.state_dict()) if ema is not None else None}

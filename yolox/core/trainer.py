@@ -1,22 +1,25 @@
 """Training loop: upstream YOLOX's lifecycle, with every device action asked of the device policy."""
 import datetime
-import math
 import os
-import random
 import time
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 import torch
 from loguru import logger
-from torch.nn.parallel import DistributedDataParallel as DDP
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 
-from yolox.data.data_prefetcher import DataPrefetcher
+from yolox.core.budget_schedule import BudgetRun
+from yolox.core.eval_crosscheck import cross_check_first_batch
+from yolox.core.guards import NonFiniteGuard
+from yolox.core.rng_state import restore_rng_states
+from yolox.core.trainer_budget import BudgetSteps
+from yolox.core.trainer_checkpoints import CheckpointSteps
+from yolox.core.trainer_stream import StreamSteps
+from yolox.core.training_errors import RanksOutOfMemory, TrainingDiverged, TrainingOutOfMemory
 from yolox.utils.allreduce_norm import all_reduce_norm
-from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt, save_checkpoint
-from yolox.utils.compat import accepts_keyword, call_with_supported
+from yolox.utils.compat import call_with_supported
 from yolox.utils.device import DevicePolicy
 from yolox.utils.dist import average_gradients, get_local_rank, get_rank, get_world_size, ranks_where, synchronize
 from yolox.utils.ema import RAMP_UPDATES, ModelEMA, unwrap_model
@@ -26,64 +29,16 @@ from yolox.utils.metric import MeterBuffer, occupy_mem
 from yolox.utils.model_utils import adjust_status, get_model_info
 from yolox.utils.progress import terminal_bar
 
-__all__ = ["Trainer", "TrainingOutOfMemory", "RanksOutOfMemory"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingOutOfMemory", "RanksOutOfMemory"]
 
 EMA_DECAY = 0.9998
-
-
-NONFINITE_LOG_WINDOWS = 3  # consecutive log windows with a NaN/inf loss before the run is stopped
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss stayed non-finite: continuing would only waste the machine."""
-
-
-class TrainingOutOfMemory(RuntimeError):
-    """Out of memory even at one image per process."""
-
-
-class RanksOutOfMemory(torch.OutOfMemoryError):
-    """Raised on every rank of a multi-process run when at least one rank ran out of memory in a step."""
-
-    def __init__(self, ranks: List[int], local_error: Optional[BaseException]):
-        detail = f": {_first_line(local_error)}" if local_error is not None else ""
-        super().__init__(f"out of memory on rank{'s' if len(ranks) > 1 else ''} "
-                         f"{', '.join(map(str, ranks))}{detail}")
-        self.ranks = ranks
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _arg(args, name: str, default=None):
     return getattr(args, name, default)
 
 
-def rng_states(policy) -> Dict[str, Any]:
-    """Python, NumPy, torch and device RNG states, stored as plain containers and tensors so a
-    safe checkpoint load can read them back."""
-    version, py_state, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {
-        "python": [version, list(py_state), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-        "device": policy.rng_state(),
-    }
-    return states
-
-
-def restore_rng_states(states: Dict[str, Any], policy) -> None:
-    version, py_state, gauss = states["python"]
-    random.setstate((version, tuple(py_state), gauss))
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-    policy.set_rng_state(states.get("device"))
-
-
-class Trainer:
+class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
     """Runs one training job of `exp` with the CLI namespace `args` on `policy`'s device.
 
     The trainer owns what it trains: the model (built by `build_model`), its optimizer and EMA. Each evaluation
@@ -124,7 +79,10 @@ class Trainer:
         self.mosaic_closed = False
         self.cache_releases = 0
         self.oom_recoveries = 0
-        self.nonfinite_windows = 0
+        self.guard = NonFiniteGuard()
+        self.budget: Optional[BudgetRun] = None
+        self.resumed_budget: Dict[str, float] = {}
+        self.stop_requested = False
         self._resume_state: Dict[str, Any] = {}
         self._resumed = False
         self._base_dataset = None
@@ -147,12 +105,15 @@ class Trainer:
             self.after_train()
 
     def train_in_epoch(self) -> None:
-        for self.epoch in range(self.start_epoch, self.max_epoch):
+        self.epoch = self.start_epoch
+        while self.epoch < self.max_epoch and not self.stop_requested:
             self.before_epoch()
             started = time.time()
             self.train_in_iter()
             self.train_seconds += time.time() - started
             self.after_epoch()
+            self.epoch += 1
+        self.epoch = max(self.epoch - 1, self.start_epoch)
 
     def train_in_iter(self) -> None:
         self.iter = 0
@@ -161,21 +122,9 @@ class Trainer:
             if not self._run_iter_or_recover():
                 continue
             self.after_iter()
-            if self.iter == self.max_iter - 1:
+            if self.iter == self.max_iter - 1 or self.stop_requested:
                 break  # like upstream's for-loop, hooks after the epoch see the last iter index
             self.iter += 1
-
-    def _run_iter_or_recover(self) -> bool:
-        """One step; on out-of-memory shrink the batch and report False so the step is retried."""
-        try:
-            self.train_one_iter()
-            return True
-        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are handled
-            if not self.policy.is_oom(error):
-                raise
-            message = _first_line(error)
-        self._recover_from_oom(message)
-        return False
 
     @property
     def progress_in_iter(self) -> int:
@@ -200,24 +149,42 @@ class Trainer:
 
         with record_function("trainer.forward_backward"):
             outputs = self._forward_backward(inps, targets)
-        with record_function("trainer.optimizer"):
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        if self.use_model_ema:
-            with record_function("trainer.ema"):
-                self.ema_model.update(self.model)
+        if self.guard.step_is_finite(outputs["total_loss"], self.model, check_grads=not self.scaler.is_enabled()):
+            self._apply_step()
+        else:
+            self._skip_step()
         preload_start = time.time()
         with record_function("trainer.data"):
             self.prefetcher.preload()  # after the step is queued: the device computes while the host prepares
         data_seconds += time.time() - preload_start
-        lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1)
+        lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1) * self.guard.lr_scale
         for param_group in self.optimizer.param_groups:
             param_group["lr"] = lr
         self.samples_seen += inps.shape[0]
         iter_end = time.time()
+        if self.budget is not None:
+            self.budget.keeper.record_iter(iter_end - iter_start)
         self.meter.update(iter_time=iter_end - iter_start, data_time=data_seconds, lr=lr,
                           **{name: value.detach() if torch.is_tensor(value) else value
                              for name, value in outputs.items()})
+
+    def _apply_step(self) -> None:
+        with record_function("trainer.optimizer"):
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        ema = self.ema_model.ema if self.use_model_ema else None
+        if self.use_model_ema:
+            with record_function("trainer.ema"):
+                self.ema_model.update(self.model)
+        self.guard.after_good_step(unwrap_model(self.model), self.optimizer, ema)
+
+    def _skip_step(self) -> None:
+        """A non-finite loss or gradient: no update; several in a row go back to the last good state."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.guard.needs_restore():
+            ema = self.ema_model.ema if self.use_model_ema else None
+            self.guard.restore(unwrap_model(self.model), self.optimizer, ema,
+                               where=f"epoch {self.epoch + 1} iter {self.iter + 1}")
 
     def _local_forward_backward(self, inps: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
         """Losses of this process's batch, its gradients left in .grad (scaled when the policy scales)."""
@@ -297,6 +264,7 @@ class Trainer:
             restore_rng_states(self._resume_state["rng"], self.policy)
         if self.rank == 0:
             reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if self._resumed else 0)
+        self._start_budget()
         logger.info("Training start...")
         logger.info(f"\n{model}")
 
@@ -306,6 +274,8 @@ class Trainer:
 
     def after_train(self) -> None:
         logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
+        logger.info(f"guard: {self.guard.counts.line()}")
+        self._budget_closing_line()
         if getattr(self, "metric_writer", None) is not None:
             self.metric_writer.close()
 
@@ -348,8 +318,9 @@ class Trainer:
         if self.use_model_ema:
             all_reduce_norm(self.ema_model.ema)
         self.save_ckpt(ckpt_name="latest")
-        # the last epoch is always evaluated: the final figure must not be an older one
-        if (self.epoch + 1) % self.exp.eval_interval == 0 or self.epoch + 1 == self.max_epoch:
+        # the last epoch (also one the time budget ends) is always evaluated: the final figure must not be older
+        last = self.epoch + 1 == self.max_epoch or self.stop_requested
+        if (self.epoch + 1) % self.exp.eval_interval == 0 or last:
             self.evaluate_and_save_model()
 
     def before_iter(self) -> None:
@@ -366,6 +337,7 @@ class Trainer:
         if every and (self.progress_in_iter + 1) % every == 0:
             self.policy.release_cache()
             self.cache_releases += 1
+        self._budget_after_iter()
 
     def _log_progress(self) -> None:
         left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
@@ -379,160 +351,21 @@ class Trainer:
         img_per_s = self.per_rank_batch * self.world_size / max(self.meter["iter_time"].avg, 1e-9)
         skipped = self.skipped_images()
         skipped_str = f", skipped images: {len(skipped)}" if skipped else ""
+        if self.guard.counts.skipped_steps:
+            skipped_str += f", {self.guard.counts.line()}"
         logger.info(f"{progress_str}, {self.policy.memory_line()}, {time_str}, {loss_str}, lr: {lr:.3e}"
                     f", size: {self.input_size[0]:d}, {img_per_s:.1f} img/s{skipped_str}, {eta_str}")
         if self.metric_writer is not None:
             scalars = {"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}}
             self.metric_writer.add_scalars(scalars, self.progress_in_iter)
         self.meter.clear_meters()
-        self._stop_if_diverged(losses.get("total_loss", 0.0))
 
-    def skipped_images(self) -> list:
-        """Paths of training images that became unreadable after the dataset check (skipped, replaced)."""
-        skipped = getattr(self._base_dataset, "skipped", None)
-        if skipped is None:
-            return []
-        return [self._base_dataset.image_path(i) if hasattr(self._base_dataset, "image_path") else str(i)
-                for i in skipped.indices()]
-
-    def _stop_if_diverged(self, total_loss: float) -> None:
-        """Stop a run whose loss stays NaN/inf instead of training on it for days (read at log time only)."""
-        self.nonfinite_windows = 0 if math.isfinite(total_loss) else self.nonfinite_windows + 1
-        if self.nonfinite_windows >= NONFINITE_LOG_WINDOWS:
-            raise TrainingDiverged(
-                f"training diverged: total_loss is {total_loss} in {self.nonfinite_windows} log windows in a row "
-                f"(epoch {self.epoch + 1}, iter {self.iter + 1}); checkpoints saved before this are kept. Lower "
-                f"basic_lr_per_img, lengthen warmup_epochs, or train without --fp16")
-
-    # ------------------------------------------------------------------ data stream
-    def _start_stream(self) -> None:
-        """(Re)build the train loader at the current stream position, its prefetcher, the
-        iterations per epoch and the LR schedule for the current batch size."""
-        if self._base_dataset is not None:
-            self.exp.dataset = self._base_dataset  # the exp wraps its dataset for mosaic each time
-        if self.samples_seen and not accepts_keyword(self.exp.get_data_loader, "start"):
-            logger.warning("this exp's get_data_loader takes no `start`: the data stream restarts from its "
-                           "beginning, so a resumed run is not sample-exact")
-        self.train_loader = call_with_supported(
-            self.exp.get_data_loader, batch_size=self.batch_size, is_distributed=self.is_distributed,
-            no_aug=self.mosaic_closed, cache_img=_arg(self.args, "cache"),
-            optional={"start": self.samples_seen, "policy": self.policy})
-        if self._base_dataset is None:
-            self._base_dataset = getattr(self.train_loader.dataset, "_dataset", None)
-        self.max_iter = len(self.train_loader)
-        self.lr_scheduler = self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.batch_size, self.max_iter)
-        self.prefetcher = DataPrefetcher(self.train_loader, self.policy)
-
-    def _recover_from_oom(self, message: str) -> None:
-        """Halve the batch of every process (all ranks run this together) and continue at the same sample."""
-        if self.per_rank_batch <= 1:
-            raise TrainingOutOfMemory(
-                f"Out of memory at batch size {self.batch_size} (input size {self.input_size}): {message}. "
-                "Cannot shrink the batch below one image per process: lower input_size/test_size in the exp "
-                "or use a smaller model.")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.policy.release_cache()
-        epoch_samples = self.samples_seen - self.epoch_start_samples
-        old_batch, old_lr = self.batch_size, self.exp.basic_lr_per_img * self.batch_size
-        self.batch_size = max(self.per_rank_batch // 2, 1) * self.world_size
-        self._start_stream()
-        self.iter = epoch_samples // self.per_rank_batch
-        self.oom_recoveries += 1
-        logger.warning(f"Out of memory at batch size {old_batch} ({message}); continuing at batch size "
-                       f"{self.batch_size} from epoch {self.epoch + 1} iter {self.iter + 1}/{self.max_iter}, "
-                       f"base lr {old_lr:.3e} -> {self.exp.basic_lr_per_img * self.batch_size:.3e}")
-
-    # ------------------------------------------------------------------ checkpoints
-    def resume_train(self, model):
-        trust = bool(_arg(self.args, "trust_ckpt", False))
-        ckpt_arg = _arg(self.args, "ckpt")
-        if _arg(self.args, "resume", False):
-            logger.info("resume training")
-            ckpt_file = ckpt_arg or os.path.join(self.file_name, "latest_ckpt.pth")
-            ckpt = load_checkpoint_file(ckpt_file, map_location="cpu", trust_pickle=trust)
-            self._load_resume_state(model, ckpt)
-            logger.info(f"loaded checkpoint '{ckpt_file}' (epoch {self.start_epoch})")
-        elif ckpt_arg is not None:
-            logger.info("loading checkpoint for fine tuning")
-            ckpt = load_checkpoint_file(ckpt_arg, map_location="cpu", trust_pickle=trust)
-            if "model" not in ckpt:
-                raise KeyError(f"{ckpt_arg} has no 'model' entry: fine-tuning needs a YOLOX checkpoint")
-            model = load_ckpt(model, ckpt["model"])
-            self.start_epoch = 0
-        return model
-
-    def _load_resume_state(self, model, ckpt: Dict[str, Any]) -> None:
-        self._resumed = True
-        exact = "train_model" in ckpt or "samples_seen" in ckpt
-        model.load_state_dict(ckpt["train_model"] if "train_model" in ckpt else ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.best_ap = ckpt.get("best_ap", 0) or 0
-        self.best_epoch = int(ckpt.get("best_epoch", 0) or 0)
-        self.train_seconds = float(ckpt.get("train_seconds", 0.0) or 0.0)
-        ckpt_epoch = int(ckpt["start_epoch"])
-        override = _arg(self.args, "start_epoch")
-        self.start_epoch = override - 1 if override is not None else ckpt_epoch
-        if not exact:
-            return
-        if self.start_epoch != ckpt_epoch:
-            logger.warning(f"-e {override} differs from the checkpoint's epoch {ckpt_epoch + 1}: the data "
-                           "stream and EMA restart from the start of that epoch, so the run is not an exact resume")
-            return
-        self.samples_seen = int(ckpt["samples_seen"])
-        self.batch_size = int(ckpt.get("batch_size", self.batch_size))
-        self.input_size = tuple(ckpt.get("input_size", self.input_size))
-        if "scaler" in ckpt and ckpt["scaler"]:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self._resume_state = ckpt
-
-    def _restore_ema(self) -> None:
-        """EMA weights and update count from an exact checkpoint, else the ramp restarted at
-        max_iter x start_epoch from the loaded weights (upstream)."""
-        state = self._resume_state
-        if "ema_updates" in state and "train_model" in state:
-            self.ema_model.ema.load_state_dict(state["model"])
-            self.ema_model.updates = int(state["ema_updates"])
-        else:
-            self.ema_model.updates = self.max_iter * self.start_epoch
-
-    def _align_stream_with_epoch(self) -> None:
-        """A checkpoint without a usable stream position (upstream format, or -e given): continue
-        where an unbroken run of start_epoch epochs would be."""
-        self.samples_seen = self.start_epoch * self.max_iter * self.per_rank_batch
-        if self.samples_seen:
-            self._start_stream()
-
-    def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
-        if self.rank != 0:
-            return
-        live_model = unwrap_model(self.model)
-        saved_model = self.ema_model.ema if self.use_model_ema else live_model
-        logger.info(f"Save weights to {self.file_name}")
-        state = {
-            "start_epoch": self.epoch + 1,
-            "model": saved_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "best_ap": self.best_ap,
-            "best_epoch": self.best_epoch,
-            "curr_ap": ap,
-            "train_seconds": self.train_seconds,
-            # what an exact resume needs beyond upstream's keys
-            "samples_seen": self.samples_seen,
-            "iteration": self.progress_in_iter + 1,
-            "batch_size": self.batch_size,
-            "input_size": list(self.input_size),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng_states(self.policy),
-        }
-        if self.use_model_ema:
-            state["train_model"] = live_model.state_dict()
-            state["ema_updates"] = self.ema_model.updates
-        save_checkpoint(state, update_best_ckpt, self.file_name, ckpt_name)
-
-    # ------------------------------------------------------------------ evaluation
     def evaluate_and_save_model(self) -> None:
         eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
+        started = time.time()
         with adjust_status(eval_model, training=False):
+            cpu_check = cross_check_first_batch(eval_model, self.evaluator.dataloader, self.policy) \
+                if self.rank == 0 else None
             (ap50_95, ap50, summary), self.last_eval_outputs = call_with_supported(
                 self.exp.eval, eval_model, self.evaluator, self.is_distributed, return_outputs=True,
                 optional={"policy": self.policy})
@@ -547,11 +380,20 @@ class Trainer:
             if self.metric_writer is not None:
                 self.metric_writer.add_scalars({"val/COCOAP50": ap50, "val/COCOAP50_95": ap50_95}, self.epoch + 1)
             logger.info("\n" + str(summary))
+        if cpu_check is not None and not cpu_check["agree"]:
+            logger.warning(f"evaluation on {self.policy.device} disagrees with the CPU on the first batch: boxes "
+                           f"differ by up to {cpu_check['max_box_diff_px']} px (tolerance "
+                           f"{cpu_check['box_tolerance_px']}), scores by {cpu_check['max_score_diff']} (tolerance "
+                           f"{cpu_check['score_tolerance']}); run tools/check_device.py")
+        if self.budget is not None:
+            self.budget.keeper.record_eval(time.time() - started)
         synchronize()
         self.save_ckpt("last_epoch", update_best, ap=ap50_95)
         row = {"epoch": self.epoch + 1, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(update_best),
                "no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
                "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
+        if cpu_check is not None:
+            row["cpu_cross_check"] = cpu_check
         self.eval_history.append(row)
         if self.rank == 0:
             append_eval(self.file_name, row)
