@@ -15,6 +15,7 @@ import torch
 
 from tests.fixtures.tiny_coco import make_tiny_coco, write_exp_file
 from yolox.utils.checkpoint import load_checkpoint_file
+from yolox.utils.eval_history import read_eval_history
 
 REPO = Path(__file__).resolve().parents[2]
 # read at import, before the per-test private cache is set: the fused BatchNorm+SiLU kernel is built once per
@@ -183,3 +184,15 @@ def test_sigkilled_and_resumed_run_ends_with_the_uninterrupted_checkpoint(tmp_pa
     assert {"model", "train_model", "optimizer", "rng"} <= final.keys()
     for key in expected.keys() - NOT_REPLAYED:
         assert_same(expected[key], final.get(key), key)
+    assert_evaluations_agree(reference_dir, killed_dir, max_epoch)
+
+
+def assert_evaluations_agree(reference_dir: Path, killed_dir: Path, max_epoch: int) -> None:
+    """Each evaluation the killed run finished scored what the uninterrupted run scored at that epoch, the
+    final one included (an evaluation a kill interrupted is not redone on resume: its row is missing)."""
+    expected = {row["epoch"]: row for row in read_eval_history(str(reference_dir))}
+    rows = read_eval_history(str(killed_dir))
+    assert rows and rows[-1]["epoch"] == max_epoch
+    for row in rows:
+        for key in ("AP50", "AP50:95", "iteration", "samples_seen", "no_aug"):
+            assert row[key] == expected[row["epoch"]][key], f"epoch {row['epoch']} {key}"
