@@ -19,7 +19,7 @@ from yolox.utils.eval_history import read_eval_history
 
 REPO = Path(__file__).resolve().parents[2]
 # read at import, before the per-test private cache is set: the fused BatchNorm+SiLU kernel is built once per
-# machine there (about 40 s), not once per training process
+# machine there, not once per training process (its build takes longer than this whole test)
 TORCH_EXTENSIONS = os.environ.get("TORCH_EXTENSIONS_DIR") or str(
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch_extensions")
 # 32 images at batch 4: 8 iterations an epoch, so the multiscale resize (every 10 iterations) changes the
@@ -44,8 +44,8 @@ class Phase:
 
 PHASES = {
     "startup": Phase(None, "Training start...", 3.0),
-    "mid_epoch": Phase(" iter: 1/", "Save weights to", 0.15),  # 7 iterations of ~0.03 s left
-    "checkpoint": Phase("Save weights to", None, 0.05),  # torch.save + fsync of a 7 MB file
+    "mid_epoch": Phase(" iter: 1/", "Save weights to", 0.15),  # about the epoch's other 7 iterations
+    "checkpoint": Phase("Save weights to", None, 0.05),  # about a torch.save + fsync of the checkpoint
     "evaluation": Phase("evaluating: done", None, 0.05),  # COCO scoring, then the last/best checkpoints
 }
 
@@ -73,6 +73,8 @@ class LogTail:
 def start_training(exp_file: Path, run_dir: Path, max_epoch: int) -> Tuple[subprocess.Popen, LogTail]:
     """tools/train.py on the CPU, with --resume when the run already has a checkpoint."""
     resume = ["--resume"] if (run_dir / "latest_ckpt.pth").exists() else []
+    # one compute thread: where other processes share the cores, OpenMP threads stall waiting for each other
+    # and the phases' timing would drift (resume is exact at any fixed thread count)
     env = dict(os.environ, PYTHONPATH=str(REPO), TORCH_EXTENSIONS_DIR=TORCH_EXTENSIONS, OMP_NUM_THREADS="1")
     cmd = [sys.executable, str(REPO / "tools" / "train.py"), "-f", str(exp_file), "--device", "cpu", "-b", "4",
            "-expn", run_dir.name, *resume, *OPTS, "max_epoch", str(max_epoch)]
@@ -127,7 +129,8 @@ def kill_plan(phases: Sequence[str]) -> List[Tuple[str, float]]:
 
 
 def assert_same(reference: Any, other: Any, where: str) -> None:
-    """Nested checkpoint values equal bit for bit (tensors with torch.equal)."""
+    """Nested checkpoint values equal bit for bit (tensors with torch.equal): the tolerance is zero, since on
+    the CPU the same operations on the same values give the same bits, and resume restores every state."""
     if torch.is_tensor(reference):
         assert torch.is_tensor(other) and reference.dtype == other.dtype, where
         assert torch.equal(reference, other), f"{where}: {int((reference != other).sum())} values differ"
@@ -159,6 +162,17 @@ def train_with_kills(exp_file: Path, run_dir: Path, plan: Sequence[Tuple[str, fl
     return landed
 
 
+def assert_evaluations_agree(reference_dir: Path, killed_dir: Path, max_epoch: int) -> None:
+    """Each evaluation the killed run finished scored what the uninterrupted run scored at that epoch, the
+    final one included (an evaluation a kill interrupted is not redone on resume: its row is missing)."""
+    expected = {row["epoch"]: row for row in read_eval_history(str(reference_dir))}
+    rows = read_eval_history(str(killed_dir))
+    assert rows and rows[-1]["epoch"] == max_epoch
+    for row in rows:
+        for key in ("AP50", "AP50:95", "iteration", "samples_seen", "no_aug"):
+            assert row[key] == expected[row["epoch"]][key], f"epoch {row['epoch']} {key}"
+
+
 # fast: the first kill comes before any checkpoint exists, so the second start is a fresh one (no --resume);
 # slow: five kills in each phase, in a seeded random order
 @pytest.mark.parametrize("phases", [
@@ -186,13 +200,3 @@ def test_sigkilled_and_resumed_run_ends_with_the_uninterrupted_checkpoint(tmp_pa
         assert_same(expected[key], final.get(key), key)
     assert_evaluations_agree(reference_dir, killed_dir, max_epoch)
 
-
-def assert_evaluations_agree(reference_dir: Path, killed_dir: Path, max_epoch: int) -> None:
-    """Each evaluation the killed run finished scored what the uninterrupted run scored at that epoch, the
-    final one included (an evaluation a kill interrupted is not redone on resume: its row is missing)."""
-    expected = {row["epoch"]: row for row in read_eval_history(str(reference_dir))}
-    rows = read_eval_history(str(killed_dir))
-    assert rows and rows[-1]["epoch"] == max_epoch
-    for row in rows:
-        for key in ("AP50", "AP50:95", "iteration", "samples_seen", "no_aug"):
-            assert row[key] == expected[row["epoch"]][key], f"epoch {row['epoch']} {key}"
