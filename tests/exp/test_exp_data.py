@@ -79,3 +79,12 @@ def test_loaders_take_settings_from_the_policy(crater_exp):
     assert crater_exp.loader_kwargs() == {"num_workers": 4, "pin_memory": False}
     loader = crater_exp.get_eval_loader(batch_size=8, is_distributed=False, policy=build_policy("cpu", num_workers=0))
     assert loader.num_workers == 0 and loader.pin_memory is False
+
+
+def test_eval_loader_leaves_the_training_rng_alone(crater_exp):
+    # a checkpoint stores torch's RNG before the epoch's evaluation: if evaluating drew from it, a run resumed
+    # after a kill during an evaluation would continue on a different stream than the unbroken run
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    next(iter(crater_exp.get_eval_loader(batch_size=2, is_distributed=False)))
+    assert torch.equal(torch.get_rng_state(), before)

@@ -167,3 +167,12 @@ def test_failed_save_keeps_previous_file(tmp_path):
         save_checkpoint({"v": lambda: None}, False, tmp_path, "latest")  # lambdas cannot be pickled
     assert os.listdir(tmp_path) == ["latest_ckpt.pth"]
     assert load_checkpoint_file(tmp_path / "latest_ckpt.pth")["v"] == 1
+
+
+def test_save_removes_temporaries_of_killed_saves(tmp_path):
+    save_checkpoint({"v": 1}, False, tmp_path, "latest")
+    for name in (".latest_ckpt.pth.k1ll3d.tmp", ".best_ckpt.pth.x7q2ab.tmp", ".notes.tmp"):
+        (tmp_path / name).write_bytes(b"PK\x03\x04 half a checkpoint")
+    save_checkpoint({"v": 2}, False, tmp_path, "last_epoch")
+    assert sorted(os.listdir(tmp_path)) == [".notes.tmp", "last_epoch_ckpt.pth", "latest_ckpt.pth"]
+    assert load_checkpoint_file(tmp_path / "latest_ckpt.pth")["v"] == 1

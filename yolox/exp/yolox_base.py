@@ -311,8 +311,10 @@ class Exp(BaseExp):
             sampler = DistributedSampler(dataset, shuffle=False)
         else:
             sampler = SequentialSampler(dataset)
+        # its own generator: each evaluation's loader would otherwise draw its workers' base seed from torch's
+        # global one, so a run resumed after a kill during an evaluation would train on a shifted RNG stream
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
-                          **self.loader_kwargs(policy))
+                          generator=torch.Generator(), **self.loader_kwargs(policy))
 
     def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False,
                       policy: Optional[DevicePolicy] = None):

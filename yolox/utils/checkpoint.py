@@ -1,5 +1,6 @@
 """Checkpoint I/O: safe (weights-only) loading, fine-tune and strict weight loading, atomic saving."""
 import contextlib
+import glob
 import os
 import pickle
 import re
@@ -194,10 +195,19 @@ def _atomic_write(save_dir: str, target_name: str, write: Callable[[str], None])
     return target
 
 
+def _remove_stale_temporaries(save_dir: str) -> None:
+    """Delete the temporary files of checkpoint writes a kill interrupted (one process writes a run folder),
+    so a run killed again and again does not pile up partial checkpoints."""
+    for stale in glob.glob(os.path.join(glob.escape(save_dir), ".*_ckpt.pth.*.tmp")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale)
+
+
 def save_checkpoint(state: Mapping[str, Any], is_best: bool, save_dir: PathLike, model_name: str = "") -> str:
     """Write <save_dir>/<model_name>_ckpt.pth atomically, and best_ckpt.pth too when is_best. Returns the path."""
     save_dir = os.fspath(save_dir)
     os.makedirs(save_dir, exist_ok=True)
+    _remove_stale_temporaries(save_dir)
     path = _atomic_write(save_dir, f"{model_name}_ckpt.pth", lambda tmp: torch.save(state, tmp))
     if is_best:
         _atomic_write(save_dir, "best_ckpt.pth", lambda tmp: shutil.copyfile(path, tmp))

@@ -7,6 +7,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from loguru import logger
+
 __all__ = ["EVAL_HISTORY_FILE", "append_eval", "read_eval_history", "reset_eval_history", "best_and_final"]
 
 EVAL_HISTORY_FILE = "eval_history.jsonl"
@@ -17,20 +19,27 @@ def history_path(run_dir: str) -> str:
 
 
 def read_eval_history(run_dir: str) -> List[Dict]:
-    """The rows of run_dir's history, oldest first; [] when there is none yet."""
+    """The rows of run_dir's history, oldest first; [] when there is none yet. An unfinished last line (its
+    append was killed) is dropped with a warning, so the run still resumes; a bad line elsewhere is an error."""
     path = history_path(run_dir)
     if not os.path.isfile(path):
         return []
-    rows = []
     with open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path} line {number} is not JSON ({error}): delete the line or the file") from None
+        *lines, last = handle.read().split("\n")  # `last` is "" when the file ends with a newline
+    rows = [_parse_row(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if last.strip():
+        try:
+            rows.append(json.loads(last))
+        except json.JSONDecodeError:
+            logger.warning(f"{path}: dropped its unfinished last line (a killed run was writing it): {last[:80]!r}")
     return rows
+
+
+def _parse_row(path: str, number: int, line: str) -> Dict:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} line {number} is not JSON ({error}): delete the line or the file") from None
 
 
 def reset_eval_history(run_dir: str, keep_through_epoch: int = 0) -> None:
@@ -41,8 +50,17 @@ def reset_eval_history(run_dir: str, keep_through_epoch: int = 0) -> None:
         if os.path.exists(path):
             os.remove(path)
         return
-    with open(path, "w") as handle:
-        handle.writelines(json.dumps(row) + "\n" for row in kept)
+    # a temporary file renamed over the history: a kill while it is written leaves the old rows, not none
+    temporary = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(temporary, "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def append_eval(run_dir: str, row: Dict) -> None:
