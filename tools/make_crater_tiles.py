@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Cut a georeferenced mosaic into COCO training tiles labelled from a crater database (lon, lat, diameter).
+r"""Cut a georeferenced mosaic into COCO training tiles labelled from a crater database (lon, lat, diameter).
 
     python tools/make_crater_tiles.py ctx_mosaic.tif robbins_2012.csv --out tiles/
-    python tools/train_crater_device_aware.py --data-dir tiles/ -f exps/crater/yolox_nano_crater.py -c weights/yolox_nano.pth
+    python tools/train_crater_device_aware.py --data-dir tiles/ -f exps/crater/yolox_nano_crater.py \
+        -c weights/yolox_nano.pth
 
 The catalogue's columns may carry the names of Robbins & Hynek 2012 (LAT_CIRC_IMG, LON_CIRC_IMG,
 DIAM_CIRC_IMG), Robbins 2019, Head et al. 2010 (Lat, Lon, Diam_km) or plain lon, lat, diameter_km;
