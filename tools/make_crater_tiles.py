@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Cut a georeferenced mosaic into COCO training tiles labelled from a crater database (lon, lat, diameter).
+r"""Cut a georeferenced mosaic into COCO training tiles labelled from a crater database (lon, lat, diameter).
 
     python tools/make_crater_tiles.py ctx_mosaic.tif robbins_2012.csv --out tiles/
-    python tools/train.py -f exps/crater/yolox_s_crater.py --data-dir tiles/ ...
+    python tools/train_crater_device_aware.py --data-dir tiles/ -f exps/crater/yolox_nano_crater.py \
+        -c weights/yolox_nano.pth
 
 The catalogue's columns may carry the names of Robbins & Hynek 2012 (LAT_CIRC_IMG, LON_CIRC_IMG,
 DIAM_CIRC_IMG), Robbins 2019, Head et al. 2010 (Lat, Lon, Diam_km) or plain lon, lat, diameter_km;
@@ -10,12 +11,8 @@ longitudes 0..360 or -180..180; or x, y, diameter_m in the raster's CRS. Train a
 come from separate regions of the mosaic, one overlap apart, so no crater is in both.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from yolox.utils.user_errors import CLIParser, run_cli  # noqa: E402
+from yolox.utils.user_errors import CLIParser, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:

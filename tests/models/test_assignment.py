@@ -1,4 +1,4 @@
-"""Batched SimOTA against a plain per-image reference written from spec/loss_and_assignment.md §3."""
+"""Batched SimOTA against a plain per-image reference written from upstream YOLOX's per-image SimOTA."""
 import math
 from typing import Optional
 
@@ -55,7 +55,7 @@ def synthetic_batch(
 
 
 def reference_iou(gt: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """[G, N] IoU of (cx, cy, w, h) boxes, spec §3.2."""
+    """[G, N] IoU of (cx, cy, w, h) boxes, as upstream's bboxes_iou(xyxy=False)."""
     top_left = torch.max(gt[:, None, :2] - gt[:, None, 2:] / 2, pred[:, :2] - pred[:, 2:] / 2)
     bottom_right = torch.min(gt[:, None, :2] + gt[:, None, 2:] / 2, pred[:, :2] + pred[:, 2:] / 2)
     overlapping = (top_left < bottom_right).float().prod(dim=2)

@@ -48,7 +48,7 @@ def test_iou_loss_rejects_bad_arguments():
 
 
 def reference_losses(outputs, labels, grid, origin_preds, use_l1):
-    """Spec §2 and §4 per image, with boolean indexing and the per-image reference assignment."""
+    """Upstream YOLOX's losses computed image by image, with boolean indexing and the per-image reference assignment."""
     x_shifts, y_shifts, strides = (part[0] for part in grid)
     num_classes = outputs.shape[2] - 5
     iou_loss = IOUloss()

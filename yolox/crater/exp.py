@@ -49,9 +49,8 @@ class CraterExp(Exp):
         # fine-tuning from COCO weights converges in far fewer epochs than training on COCO
         self.max_epoch = 60
         self.warmup_epochs = 2
-        # mosaic to the last epoch: catalogue labels (THEMIS's train set has 1 box under 8 px, its val set 1,427)
-        # leave small craters unlabelled, and without mosaic's down-scaling the model learns them as background
-        # (measured: recall of craters < 8 px 0.79 -> 0.42 and AP50 0.62 -> 0.43 two epochs after mosaic closed)
+        # mosaic to the last epoch: catalogue labels leave small craters unlabelled, and without mosaic's
+        # down-scaling the model learns them as background (docs/crater_recipe.md#mosaic-to-the-last-epoch)
         self.no_aug_epochs = 0
         # low-score detections of faint small craters still count toward AP; it costs only evaluation time
         self.test_conf = 0.001

@@ -3,7 +3,7 @@
 Input: letterboxed uint8 images [B, H, W, 3] (BGR), their (x1, y1, x2, y2, class) rows [B, L, 5] and the
 per-image meta rows [B, 5] (see META_COLUMNS) that ReadCropDataset ships. Output: float32 [B, 3, H, W]
 images and (class, cx, cy, w, h) targets [B, N, 5], zero padded, as MosaicDetection + TrainTransform
-give them. The rules are MosaicDetection's and TrainTransform's (data.md §2, §5); the one difference is
+give them. The rules are upstream YOLOX's MosaicDetection and TrainTransform; the one difference is
 where the other mosaic tiles and the mixup image come from: other images of the same batch, drawn
 uniformly (upstream draws them from the whole dataset; each image is then still used about five times
 per epoch, and the loader decodes each image once instead of five times).

@@ -1,6 +1,6 @@
 """Batched mosaic + random affine and mixup geometry with torch ops (images and xyxy boxes).
 
-Same geometry as MosaicDetection (data.md §5): four letterboxed tiles anchored at a mosaic centre
+Same geometry as upstream YOLOX's MosaicDetection: four letterboxed tiles anchored at a mosaic centre
 on a 2H x 2W canvas, a random affine about the canvas origin to an H x W output (cv2.warpAffine's
 bilinear sampling, fill 114), and mixup's scaled, maybe flipped, randomly cropped second image. The
 canvas is never built: each output pixel is traced back through the affine to its tile.

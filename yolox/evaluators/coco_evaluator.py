@@ -1,4 +1,4 @@
-"""COCO box evaluation of a detector over an eval loader (evaluation.md §2)."""
+"""COCO box evaluation of a detector over an eval loader, with upstream YOLOX's result format and summary."""
 import contextlib
 import io
 import json

@@ -1,7 +1,8 @@
 """Which COCOeval runs the bbox evaluation: faster-coco-eval's C++ one when installed, else pycocotools'.
 
-Both give the same 12 stats (benchmarks/bench_cocoeval.py checks it); the C++ one is about 60 times faster than
-pycocotools on dense crater images (300+ boxes each), which is why the `eval` extra brings it.
+Both give the same 12 stats (benchmarks/bench_cocoeval.py checks it); the C++ one is many times faster than
+pycocotools on dense crater images, which is why the `eval` extra brings it
+(docs/benchmarks.md#coco-evaluation-pycocotools-against-faster-coco-eval).
 """
 from functools import lru_cache
 from typing import Type

@@ -1,4 +1,4 @@
-"""VOC mAP of a detector over a VOCDetection eval loader (evaluation.md §6)."""
+"""VOC mAP of a detector over a VOCDetection eval loader: the mean over IoU 0.50:0.05:0.95, and at 0.5."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The YOLOX experiment: every setting of a run and the construction of its pieces (exp_and_cli.md §2)."""
+"""The YOLOX experiment: every setting of a run and the construction of its pieces, with upstream's field names."""
 import os
 import random
 from typing import Any, Dict, Optional, Tuple
@@ -96,7 +96,7 @@ class Exp(BaseExp):
         self.test_conf = 0.01
         self.nmsthre = 0.65
 
-        # ours (CONTRACTS.md)
+        # not in upstream YOLOX (its exp files run unchanged with these defaults)
         # label rows per image out of the mosaic pipeline, and COCO maxDets of the reported AP;
         # None: from the densest image of the data, with headroom (see label_cap)
         self.max_labels: Optional[int] = 120

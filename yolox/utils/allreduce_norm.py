@@ -1,4 +1,4 @@
-"""Average normalisation-layer statistics across processes (training.md §9).
+"""Average normalisation-layer statistics (BatchNorm, InstanceNorm) across processes.
 
 DDP runs with broadcast_buffers=False, so every rank's BatchNorm running statistics drift apart;
 the trainer averages them at the end of every epoch, so every rank checkpoints and evaluates the same model.

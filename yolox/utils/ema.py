@@ -1,4 +1,4 @@
-"""Exponential moving average of model weights with upstream's decay ramp (training.md §6)."""
+"""Exponential moving average of model weights with upstream YOLOX's decay ramp."""
 import math
 from copy import deepcopy
 from typing import Dict, List, Optional, Tuple
@@ -9,7 +9,7 @@ from torch import nn
 __all__ = ["ModelEMA", "is_parallel", "unwrap_model"]
 
 _PARALLEL_TYPES = (nn.DataParallel, nn.parallel.DistributedDataParallel)
-# upstream's ramp length, in updates (training.md §6)
+# upstream YOLOX's ramp length, in updates
 RAMP_UPDATES = 2000.0
 
 

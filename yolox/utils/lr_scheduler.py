@@ -1,4 +1,4 @@
-"""Learning-rate schedules indexed by the global iteration count (training.md §5)."""
+"""Learning-rate schedules indexed by the global iteration count (upstream YOLOX's names and formulas)."""
 import math
 from functools import partial
 from typing import Callable, Sequence

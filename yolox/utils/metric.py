@@ -1,4 +1,4 @@
-"""Running meters for the training log, and host memory figures (training.md §3.3, §10).
+"""Running meters for the training log, and host memory figures.
 
 Meters accept Python numbers or 0-dim tensors. Tensors are stored as they are (detached) and only
 converted to Python floats when a statistic is read, so updating a meter never waits for the

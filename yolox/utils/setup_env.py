@@ -1,4 +1,4 @@
-"""Process-level environment set-up shared by the CLI tools (training.md §1)."""
+"""Process-level environment set-up the CLI tools run before anything else: file limit, OpenCV threads, NCCL, OMP."""
 import glob
 import os
 

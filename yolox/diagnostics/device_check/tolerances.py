@@ -1,9 +1,9 @@
 """The check's tolerances, each with why. Device and CPU runs of the same fp32 model are not bit-exact: another
 backend orders its sums differently and uses other conv algorithms. The fp32 figures below sit a few times above
-the float noise measured on the reference fixtures (/work/shared/fixtures/README.md: the same model recomputed
-with 2 threads and in float64; the float64 gap is the size of fp32 rounding itself) and far below what real faults
-give there (wrong BatchNorm eps moves logits by 22, batch statistics in eval by 6.4). Figures measured on devices
-belong in docs/, not here.
+the float noise measured on the reference fixtures (tests/models/test_reference_fixtures.py: the same model
+recomputed with 2 threads and in float64; the float64 gap is the size of fp32 rounding itself) and far below what
+real faults give there (wrong BatchNorm eps moves logits by 22, batch statistics in eval by 6.4). Figures measured
+on devices belong in docs/, not here.
 """
 
 # Model outputs in head units (xy/stride, log wh, obj/cls logits): float64 gap at most 5.2e-4 -> 4x.

@@ -21,6 +21,8 @@ MPS_CACHE_RELEASE_EVERY = 10
 CPU_WORKER_CAP = 2
 CUDA_WORKER_FLOOR = 14
 MPS_WORKER_CAP = 4
+# where each reason's figures and sources live
+DOCS = "docs/devices.md#"
 
 
 @dataclass
@@ -75,7 +77,7 @@ def _decide_amp_cuda(out: _Decisions, device: torch.device, fp16: Optional[bool]
 def _decide_amp_mps(out: _Decisions, fp16: Optional[bool], bf16: Optional[bool], probe: ProbeFn) -> None:
     if not (fp16 or bf16):
         _fp32(out, "AMP off by default on MPS: fp16 BatchNorm under MPS autocast hard-aborted in torch 2.7; "
-                   "--fp16 runs a probe first")
+                   f"--fp16 runs a probe first ({DOCS}amp-mixed-precision)")
         return
     dtype = torch.bfloat16 if bf16 else torch.float16
     name = "bf16" if bf16 else "fp16"
@@ -121,8 +123,8 @@ def _decide_loader(out: _Decisions, kind: str, num_workers: Optional[int], world
                                     "the GPU")
         floor = min(cap, max(0, cpus - 2), CUDA_WORKER_FLOOR) if num_workers is None else 0
         out.set("worker_floor", floor,
-                "measured on an H100 host: mosaic+mixup at 640 gives ~33 img/s per worker, so upstream's 4 workers "
-                "starve a ~1000 img/s yolox-s step; at least this many unless workers are set explicitly")
+                "a few mosaic+mixup workers cannot feed a GPU step; at least this many unless workers are set "
+                f"explicitly ({DOCS}loader-workers-and-pinned-memory)")
         out.set("prefetch_stream", True, "a side CUDA stream overlaps the next batch's copy with compute")
         return
     out.set("pin_memory", False, f"pinning is a CUDA feature; on {kind} it does nothing"
@@ -144,14 +146,14 @@ def _decide_loader(out: _Decisions, kind: str, num_workers: Optional[int], world
 
 def _decide_augment(out: _Decisions, kind: str) -> None:
     if kind == "cuda":
-        out.set("batch_augment", True, "measured on one H200: yolox-s b64 640 full trainer 486 img/s with mosaic, "
-                                       "affine and mixup as batch ops on the GPU, 213 with them in 14 loader workers")
+        out.set("batch_augment", True, "mosaic, affine and mixup as batch ops on the GPU train faster than in the "
+                                       f"loader workers ({DOCS}batch_augment)")
     elif kind == "mps":
         out.set("batch_augment", False, "not yet measured on a Mac: the per-image pipeline in the workers is the "
                                         "tested path (exp.device_augment = True tries the batch ops on MPS)")
     else:
-        out.set("batch_augment", False, "on the CPU the batch ops take the cores training needs: yolox-nano b8 416 "
-                                        "loader 1.3 img/s against 27 with the per-image pipeline in 2 workers")
+        out.set("batch_augment", False, "on the CPU the batch ops take the cores training needs; the per-image "
+                                        f"pipeline in the workers is faster ({DOCS}batch_augment)")
 
 
 def _decide_distributed(out: _Decisions, kind: str) -> None:
@@ -175,23 +177,24 @@ def _decide_kernels(out: _Decisions, kind: str, channels_last: Optional[bool],
         out.set("cudnn_benchmark", cudnn_benchmark, "set explicitly")
     elif kind == "cuda":
         out.set("cudnn_benchmark", False,
-                "off: autotuning every new multi-scale input size cost most of the run (measured on one H100, "
-                "yolox-s b64 trainer 100 img/s with it, 368 img/s without)")
+                f"off: autotuning every new multi-scale input size costs more than it saves ({DOCS}cudnn_benchmark)")
     else:
         out.set("cudnn_benchmark", False, f"cuDNN is not used on {kind}")
 
     if kind == "mps":
         if channels_last:
-            out.warn("channels_last refused on MPS: convolution_backward was measured ~30x slower in that layout")
-        out.set("channels_last", False, "never for MPS training: convolution_backward ~30x slower in channels_last")
+            out.warn(f"channels_last refused on MPS: convolution_backward is reported far slower in that layout "
+                     f"({DOCS}channels_last)")
+        out.set("channels_last", False, "never for MPS training: convolution_backward is reported far slower in "
+                                        f"channels_last ({DOCS}channels_last)")
     elif channels_last is not None:
         out.set("channels_last", bool(channels_last), "set explicitly")
     elif kind == "cuda":
-        out.set("channels_last", True, "measured on one H100 (fp16 model step): yolox-s b64 530 -> 1004 img/s, "
-                                       "yolox-m b16 213 -> 308 img/s against the contiguous layout")
+        out.set("channels_last", True, "measured on one H100: a faster fp16 model step than the contiguous layout "
+                                       f"({DOCS}channels_last)")
     else:
-        out.set("channels_last", True, "measured on a 2-core CPU (yolox-nano b8 at 416, 2 threads, one run): "
-                                       "0.763 -> 0.573 and 0.739 -> 0.620 s per training step")
+        out.set("channels_last", True, "measured on a 2-core CPU: a faster training step than the contiguous "
+                                       f"layout ({DOCS}channels_last)")
 
 
 def _decide_fused_bn_act(out: _Decisions, kind: str, fused_bn_act: Optional[bool]) -> None:
@@ -212,8 +215,8 @@ def _decide_fused_bn_act(out: _Decisions, kind: str, fused_bn_act: Optional[bool
         out.set("fused_bn_act", False, f"measured on Linux only; on {sys.platform} nn.BatchNorm2d + nn.SiLU are "
                                        "used until it is measured there (pass fused_bn_act=True to try)")
     else:
-        out.set("fused_bn_act", True, "measured on a 2-core CPU (yolox-nano b8 at 416, 2 threads): 0.590 -> 0.455 s "
-                                      "per training step; built with torch's C++ extension loader on first use")
+        out.set("fused_bn_act", True, "measured on a 2-core CPU: a faster training step; built with torch's C++ "
+                                      f"extension loader on first use ({DOCS}fused_bn_act)")
 
 
 def _decide_fused_optimizer(out: _Decisions, kind: str, fused_optimizer: Optional[bool]) -> None:
@@ -240,17 +243,15 @@ def _decide_compile_model(out: _Decisions, kind: str, compile_model: Optional[bo
         out.set("compile_model", True, f"torch.compile of the training model asked on {kind}")
         if kind == "mps":
             out.warn("torch.compile on MPS: Inductor's Metal backend is young; compiled conv training was "
-                     "reported 4-5x slower than eager")
+                     f"reported slower than eager ({DOCS}compile_model)")
     elif compile_model is not None:
         out.set("compile_model", False, "set explicitly")
     elif kind == "mps":
         out.set("compile_model", False, "Inductor's Metal backend is a prototype; compiled conv training was "
-                                        "reported 4-5x slower than eager")
+                                        f"reported slower than eager ({DOCS}compile_model)")
     elif kind == "cuda":
-        out.set("compile_model", False, "off unless asked (--compile): on one H200 the compiled backbone gave a "
-                                        "yolox-s b64 640 step of 1,087 img/s against 1,035 and 1,165 in two eager "
-                                        "runs (peak memory 9.2 against 12.6 GB), for about 110 s of compile at "
-                                        "each multi-scale size")
+        out.set("compile_model", False, "off unless asked (--compile): no faster than eager, less memory, a long "
+                                        f"compile at each multi-scale size ({DOCS}compile_model)")
     else:
         out.set("compile_model", False, "compile time outweighs the gain for CPU runs unless asked")
 
@@ -268,9 +269,9 @@ def _decide_compile_augment(out: _Decisions, kind: str, device: torch.device, co
     elif not triton_found:
         out.set("compile_augment", False, "Triton is not installed, so Inductor cannot compile for CUDA")
     else:
-        out.set("compile_augment", True, "the batch augmentation's image half runs as ~400 elementwise CUDA kernels "
-                                         "(~50 GB of memory traffic per yolox-s batch of 64); compiled, a few fused "
-                                         "ones (one compile per input size, pixel values within 2 levels)")
+        out.set("compile_augment", True, "compiled, the batch augmentation's image half runs as a few fused CUDA "
+                                         "kernels instead of hundreds of elementwise ones (one compile per input "
+                                         f"size) ({DOCS}compile_augment)")
 
 
 def _decide_cache(out: _Decisions, kind: str, every: Optional[int]) -> None:

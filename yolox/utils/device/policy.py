@@ -139,9 +139,9 @@ class DevicePolicy:
 
     def compile_model_parts(self, model: torch.nn.Module) -> int:
         """Where the policy compiles the model: compile in place (state_dict keys unchanged) the parts it declares
-        (`model.compile_parts()`, else the whole model). Static shapes, one compile per input size: dynamic shapes
-        crashed Inductor (torch 2.11) on the channels_last yolox-s backbone after 300 s on an H200 host, where one
-        static compile took about 110 s. Past torch's recompile limit (8 sizes) further sizes run eagerly.
+        (`model.compile_parts()`, else the whole model). Static shapes, one compile per input size, since dynamic
+        shapes crashed Inductor (docs/devices.md#compile_model). Past torch's recompile limit further sizes run
+        eagerly.
         Returns how many modules were compiled."""
         if not self.compile_model:
             return 0
