@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 from loguru import logger
 
-from yolox.cli.flags import add_device_args, add_run_args, policy_from_args, prepare_environment
+from yolox.cli.flags import add_device_args, add_run_args, policy_from_args, prepare_environment, time_epoch_cap
 from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
 prepare_environment()  # before anything imports torch, which reads the MPS variables when it starts
@@ -74,6 +74,7 @@ def run(argv=None) -> None:
     check_exp_value(exp)
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
+    args.time_max_epoch = time_epoch_cap(args, exp)
     num_devices, policy = resolve_devices(args)
     backend = args.dist_backend or policy.dist_backend
     if args.cache is not None:

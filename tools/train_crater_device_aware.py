@@ -37,6 +37,9 @@ def make_parser() -> argparse.ArgumentParser:
     crater.add_argument("--eval-batch", type=int, default=None, help="evaluation batch (default 2x training)")
     crater.add_argument("--data-dir", default=None,
                         help="crater data (COCO, YOLO-txt or crater CSV; default: the exp's, datasets/craters)")
+    crater.add_argument("--recipe", choices=("auto", "exp"), default="auto",
+                        help="auto (default): the from-scratch or fine-tuning plan sets what the command line does "
+                             "not; exp: the exp file's settings as written")
     crater.add_argument("--demo", action="store_true",
                         help="short run: nano on a synthetic crater set, ends with AP50 in minutes on a CPU")
     return parser

@@ -7,10 +7,11 @@ import argparse
 import sys
 from typing import List, Optional
 
+from yolox.utils.durations import TimeBudgetError, parse_duration
 from yolox.utils.mps_patch import setup_mps_environment
 
 __all__ = ["SWITCH", "DEVICE_HELP", "add_device_args", "add_run_args", "policy_from_args",
-           "prepare_environment"]
+           "prepare_environment", "duration_arg", "time_epoch_cap"]
 
 SWITCH = {"auto": None, "on": True, "off": False}
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)"
@@ -57,7 +58,25 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                        help="allow checkpoints that need full unpickling (only for files you trust)")
     group.add_argument("--strict-data", action="store_true",
                        help="stop on a missing or corrupt image instead of skipping it (exp field strict_data)")
+    group.add_argument("--time", default=None, type=duration_arg, metavar="DURATION",
+                       help="wall-clock budget, e.g. 45m, 2h, 1h30m: epochs, warmup and the LR schedule are fitted "
+                            "to it once the step is timed (with `max_epoch N` among the overrides, at most N epochs)")
     group.add_argument("opts", nargs=argparse.REMAINDER, default=None, help="KEY VALUE pairs to modify the exp")
+
+
+def duration_arg(text: str) -> str:
+    """argparse type of --time: the text itself once it parses as a duration."""
+    try:
+        parse_duration(text)
+    except TimeBudgetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def time_epoch_cap(args: argparse.Namespace, exp) -> Optional[int]:
+    """The most epochs a --time plan may choose: the exp's max_epoch when set on the command line, else None."""
+    opts = getattr(args, "opts", None) or []
+    return int(exp.max_epoch) if "max_epoch" in opts[0::2] else None
 
 
 def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False):

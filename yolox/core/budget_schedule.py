@@ -5,13 +5,13 @@
 no-augmentation tail and, when the exp asks for it, the EMA), each scaled from the exp's own values.
 """
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from loguru import logger
 
 from yolox.core.time_budget import Pace, TimeKeeper, TimePlan, format_duration
 
-__all__ = ["ScheduleOrigin", "BudgetRun", "fit_exp_to_plan", "eval_estimate"]
+__all__ = ["ScheduleOrigin", "BudgetRun", "fit_exp_to_plan", "fitted_ema", "eval_estimate"]
 
 # warmup may take at most this share of a fitted run: a long warmup in a short budget only wastes it
 MAX_WARMUP_SHARE = 0.2
@@ -48,13 +48,19 @@ def fit_exp_to_plan(exp, plan: TimePlan, origin: ScheduleOrigin, iters_per_epoch
         "no_aug_epochs": min(round(origin.no_aug_epochs * epochs / max(origin.max_epoch, 1)), epochs - 1),
     }
     if getattr(exp, "ema_fit_to_schedule", False) and origin.ema_decay is not None:
-        window = max(1.0, EMA_WINDOW_SHARE * epochs * iters_per_epoch)
-        fields["ema_decay"] = round(min(origin.ema_decay, 1.0 - 1.0 / window), 6)
-        fields["ema_ramp_updates"] = round(min(origin.ema_ramp_updates or window, window), 1)
+        fields["ema_decay"], fields["ema_ramp_updates"] = fitted_ema(
+            origin.ema_decay, origin.ema_ramp_updates, epochs * iters_per_epoch)
     changed = {name: value for name, value in fields.items() if getattr(exp, name, None) != value}
     for name, value in changed.items():
         setattr(exp, name, value)
     return changed
+
+
+def fitted_ema(decay: float, ramp_updates: Optional[float], total_updates: int) -> Tuple[float, float]:
+    """(decay, ramp) whose averaging window and ramp are at most EMA_WINDOW_SHARE of the run's updates, so the
+    EMA of a short run averages its own late weights rather than its start."""
+    window = max(1.0, EMA_WINDOW_SHARE * total_updates)
+    return round(min(decay, 1.0 - 1.0 / window), 6), round(min(ramp_updates or window, window), 1)
 
 
 def eval_estimate(eval_batches: int, iter_seconds: float) -> float:
@@ -99,5 +105,4 @@ class BudgetRun:
         ended = "inside it" if spent <= budget else f"{spent - budget:.0f} s over it"
         if self.stopped_early:
             ended += ", the last epoch cut short to stay inside"
-        return (f"time: {format_duration(spent)} of the {format_duration(budget)} budget used "
-                f"({spent:.0f} s of {budget:.0f} s), {ended}")
+        return f"time: {format_duration(spent)} of the {format_duration(budget)} budget used, {ended}"

@@ -5,12 +5,11 @@ included) and its evaluations, fits the schedule to what is left of the budget, 
 measured pace drifts. A guard inside the epoch stops early when the next evaluation would overrun.
 """
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from yolox.utils.user_errors import UserError
+from yolox.utils.durations import TimeBudgetError, format_duration, parse_duration
 
 __all__ = ["TimeBudgetError", "parse_duration", "format_duration", "Pace", "TimePlan", "fit_schedule",
            "TimeKeeper"]
@@ -24,37 +23,6 @@ DRIFT = 0.2
 # iterations timed before the first plan; the first few (allocator warm-up, loader start) are not counted
 PACE_ITERS = 12
 PACE_SKIP = 2
-
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?)\s*([hms])")
-
-
-class TimeBudgetError(UserError, ValueError):
-    """A --time value that is not a duration."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in '45m', '2h', '1h30m', '90s' or a plain number of seconds."""
-    cleaned = str(text).strip().lower().replace(" ", "")
-    try:
-        seconds = float(cleaned)
-    except ValueError:
-        parts = _DURATION.findall(cleaned)
-        if not parts or "".join(number + unit for number, unit in parts) != cleaned:
-            raise TimeBudgetError(f"--time {text!r} is not a duration: write for example 45m, 2h, 1h30m or 600s")
-        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    if seconds <= 0:
-        raise TimeBudgetError(f"--time {text!r}: the budget must be longer than zero")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """'45 min', '2 h 5 min' or '40 s'."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = int(round(seconds / 60))
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 120 else f"{minutes} min"
-
 
 @dataclass(frozen=True)
 class Pace:
@@ -81,8 +49,12 @@ class TimePlan:
 
     def line(self) -> str:
         return (f"time: {format_duration(self.budget_seconds)} -> {self.max_epoch} epochs at "
-                f"{self.pace.epoch_seconds:.1f} s/epoch, {self.evaluations} evaluations "
-                f"at {self.pace.eval_seconds:.1f} s each")
+                f"{_seconds(self.pace.epoch_seconds)} s/epoch, {self.evaluations} evaluations "
+                f"at {_seconds(self.pace.eval_seconds)} s each")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 0.1 else f"{value:.3f}"
 
 
 def _evaluations(epochs: int, target: int) -> int:

@@ -265,6 +265,7 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         if self.rank == 0:
             reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if self._resumed else 0)
         self._start_budget()
+        self._evaluate_if_missed()
         logger.info("Training start...")
         logger.info(f"\n{model}")
 
@@ -285,7 +286,7 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         self.epoch_bar = terminal_bar(self.max_iter, desc=f"epoch {self.epoch + 1}/{self.max_epoch}") \
             if self.rank == 0 else None
         self.epoch_start_samples = self.samples_seen
-        # upstream closes mosaic one epoch before the last no_aug_epochs (spec: 0-based epoch
+        # upstream closes mosaic one epoch before the last no_aug_epochs (0-based epoch
         # max_epoch - no_aug_epochs - 1); with 0 that would still close it for the final epoch, which on
         # THEMIS cost up to 0.1 AP50 there: a schedule that asks for no no-aug epochs gets none
         switch_epoch = self.exp.no_aug_epochs > 0 and self.epoch + 1 == self.max_epoch - self.exp.no_aug_epochs

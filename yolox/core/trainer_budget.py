@@ -32,7 +32,8 @@ class BudgetSteps:
         if self.budget is None:
             return
         eval_batches = len(self.evaluator.dataloader)
-        if self.budget.keeper.plan is None or (self.iter + 1) % REPLAN_EVERY == 0:
+        # an evaluation ends each epoch: its measured time may change the plan at the next epoch's first step
+        if self.budget.keeper.plan is None or self.iter == 0 or (self.progress_in_iter + 1) % REPLAN_EVERY == 0:
             plan = self.budget.due_plan(self.epoch, self.max_iter, eval_batches)
             if plan is not None:
                 self._apply_time_plan(plan)

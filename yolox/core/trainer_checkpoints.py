@@ -7,6 +7,7 @@ from loguru import logger
 from yolox.core.rng_state import rng_states
 from yolox.utils.checkpoint import load_checkpoint_file, load_ckpt, save_checkpoint
 from yolox.utils.ema import unwrap_model
+from yolox.utils.eval_history import read_eval_history
 
 __all__ = ["CheckpointSteps"]
 
@@ -77,6 +78,19 @@ class CheckpointSteps:
         self.samples_seen = self.start_epoch * self.max_iter * self.per_rank_batch
         if self.samples_seen:
             self._start_stream()
+
+    def _evaluate_if_missed(self) -> None:
+        """A run stopped during an evaluation resumes after that epoch: evaluate it now, as an unbroken run did."""
+        if not self._resumed or self.start_epoch == 0:
+            return
+        due = (self.start_epoch % self.exp.eval_interval == 0 or self.start_epoch >= self.max_epoch
+               or self.mosaic_closed)
+        if not due or any(row["epoch"] == self.start_epoch for row in read_eval_history(self.file_name)):
+            return
+        logger.info(f"epoch {self.start_epoch} was not evaluated before the run stopped: evaluating it now")
+        self.epoch, self.iter = self.start_epoch - 1, self.max_iter - 1     # where the unbroken run evaluated it
+        self.evaluate_and_save_model()
+        self.epoch, self.iter = self.start_epoch, 0
 
     def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
         """Write `<ckpt_name>_ckpt.pth` (rank 0 only); weights holding NaN or inf are refused and counted."""

@@ -12,8 +12,10 @@ from loguru import logger
 
 import yolox.exp.crater
 
-from yolox.cli.flags import policy_from_args
+from yolox.cli.flags import policy_from_args, time_epoch_cap
 from yolox.core import launch
+from yolox.crater.completeness import completeness_warning
+from yolox.crater.fine_tune import apply_fine_tune_model, apply_fine_tune_schedule
 from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
 from yolox.crater.report import log_plan, report_run, save_plots
 from yolox.crater.synthetic import generate_synthetic_craters
@@ -201,6 +203,42 @@ def run_training(exp, args, policy=None) -> dict:
     return figures
 
 
+def plan_run(exp, args, policy, world_size: int, label_stats: Tuple[int, int], exp_reason: str
+             ) -> Tuple[int, BatchDecision, List[str]]:
+    """The recipe (from-scratch or fine-tuning plan unless `--recipe exp`) and the batch; (batch, decision,
+    the plan's recipe lines). Model choices come before the batch probe builds a model, the schedule after."""
+    overridden = opts_keys(args.opts)
+    planned = getattr(args, "recipe", "auto") == "auto" and getattr(exp, "scratch_recipe", True)
+    scratch = planned and wants_scratch_plan(args)
+    fine_tune = planned and args.ckpt is not None and not args.resume and not args.demo
+    reasons = {"model": exp_reason}
+    if scratch:
+        reasons.update(apply_scratch_model(exp, overridden))
+    if fine_tune:
+        reasons.update(apply_fine_tune_model(exp, overridden))
+    batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
+    args.batch_size = batch
+    if scratch:
+        reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
+    if fine_tune:
+        reasons.update(apply_fine_tune_schedule(exp, batch, label_stats[1], overridden))
+    args.time_max_epoch = time_epoch_cap(args, exp)
+    model_line = f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"
+    return batch, decision, [model_line, *recipe_lines(exp, overridden, reasons)]
+
+
+def completeness_warning_for(exp) -> Optional[str]:
+    """The catalogue-completeness warning of tiles made by make_crater_tiles, at this exp's training scales."""
+    data, _ = load_split_as_coco(exp.data_dir, "train", exp.data_format)
+    images = data.get("images", [])
+    if not images or "catalogue_min_diameter_px" not in data.get("info", {}):
+        return None
+    tile = max(images[0]["width"], images[0]["height"])
+    sizes = [32 * k for k in exp.random_size] if getattr(exp, "random_size", None) else [exp.input_size[0]] * 2
+    jitter = tuple(exp.mosaic_scale) if exp.mosaic_prob > 0 else (1.0, 1.0)
+    return completeness_warning(data["info"], (min(sizes) / tile * jitter[0], max(sizes) / tile * jitter[1]))
+
+
 def run_crater(args, policy=None) -> dict:
     """The whole crater run from the parsed flags; `policy` replaces the one built from them (tests simulate
     MPS this way). Returns rank 0's figures and, when evaluations were recorded, the run summary."""
@@ -219,17 +257,11 @@ def run_crater(args, policy=None) -> dict:
         policy.seed_everything(int(exp.seed))     # the batch probe builds a model: the same one on every run
     exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
     label_stats = train_label_stats(exp)
-    overridden = opts_keys(args.opts)
-    scratch = wants_scratch_plan(args) and getattr(exp, "scratch_recipe", True)
-    reasons = {"model": exp_reason}
-    if scratch:
-        reasons.update(apply_scratch_model(exp, overridden))
-    batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
-    args.batch_size = batch
-    if scratch:
-        reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
-    recipe = [f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"]
-    log_plan(policy, batch, decision, exp, world_size, recipe + recipe_lines(exp, overridden, reasons))
+    batch, decision, recipe = plan_run(exp, args, policy, world_size, label_stats, exp_reason)
+    log_plan(policy, batch, decision, exp, world_size, recipe)
+    warning = completeness_warning_for(exp)
+    if warning:
+        logger.warning(warning)
 
     started = time.time()
     if world_size > 1:
