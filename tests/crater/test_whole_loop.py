@@ -23,10 +23,11 @@ STEMS = {"equirectangular": "eqc", "polar": "polar"}
 TRAIN_REGION, HELD_OUT_REGION = (0, 448), (512, 256)
 SIZE = "(128,128)"
 TRAINING = ["--device", "cpu", "--fused-bn-act", "off", "-b", "8", "input_size", SIZE, "test_size", SIZE,
-            "random_size", "(4,4)", "max_epoch", "20", "warmup_epochs", "1", "eval_interval", "20",
+            "random_size", "(4,4)", "max_epoch", "30", "warmup_epochs", "1", "eval_interval", "30",
             "data_num_workers", "0"]
-# overall recall measured 3 times per projection (see docs/); the floor leaves a wide margin below the lowest
-RECALL_FLOOR = 0.4
+# overall recall measured over repeated runs of each projection is in docs/catalogues.md; the floor sits far
+# below the lowest, so only a broken loop (projection, tiles, training or matching) fails it
+RECALL_FLOOR = 0.6
 
 
 def tiles_counts(messages) -> dict:
