@@ -4,7 +4,6 @@ tiles, and the comparison with the list per diameter bin (tools/compare_catalogu
 import csv
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
