@@ -2,6 +2,11 @@
 """Compare a detected crater catalogue with a reference one: P/R/F1 overall and by diameter, diameter error.
 
     python tools/compare_catalogues.py out/craters.csv truth.csv --json out/comparison.json
+    python tools/compare_catalogues.py out/craters.csv robbins_2012.csv --raster mosaic.tif
+
+With --raster (the GeoTIFF the catalogue was detected on) the reference is a crater database in longitude
+and latitude (lon, lat, diameter_km, or the column names make_crater_tiles accepts): its craters centred on
+the raster are compared with the detected lon, lat and diameter_m on the body, in km.
 """
 import argparse
 import json
@@ -21,24 +26,40 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-diam-ratio", type=float, default=1.5,
                         help="diameters within this ratio (larger / smaller) can match")
     parser.add_argument("--bins", default=None, help="comma-separated diameter bin edges (default: doubling)")
+    parser.add_argument("--raster", default=None,
+                        help="the georeferenced image the catalogue was detected on: REFERENCE is then a crater "
+                             "database in lon/lat, compared on the body in km (--columns is not used)")
     parser.add_argument("--json", default=None, help="also write the report here as JSON")
     return parser
 
 
-def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    from yolox.crater_catalog.compare import MatchRule, compare_catalogues, format_report, read_catalogue
+def _read_pair(args: argparse.Namespace):
+    """(detected, reference) craters: as given in --columns, or both on the body with --raster."""
+    from yolox.crater_catalog.compare import read_catalogue
 
+    if args.raster:
+        from yolox.crater.database_compare import on_the_body
+
+        detected, reference, counts = on_the_body(args.detected, args.reference, args.raster)
+        print("compared on the body in km; " + ", ".join(f"{key}: {value}" for key, value in counts.items()))
+        return detected, reference
     columns = tuple(part.strip() for part in args.columns.split(","))
     if len(columns) != 3:
         raise SystemExit(f"--columns {args.columns!r}: give three names, x,y,diameter")
     try:
-        detected, reference = read_catalogue(args.detected, columns), read_catalogue(args.reference, columns)
+        return read_catalogue(args.detected, columns), read_catalogue(args.reference, columns)
     except (OSError, ValueError) as error:
         raise SystemExit(str(error)) from None
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    from yolox.crater_catalog.compare import MatchRule, compare_catalogues, format_report
+
+    detected, reference = _read_pair(args)
     bins = [float(edge) for edge in args.bins.split(",")] if args.bins else None
     report = compare_catalogues(detected, reference, MatchRule(args.max_dist_frac, args.max_diam_ratio), bins)
-    report["files"] = {"detected": args.detected, "reference": args.reference}
+    report["files"] = {"detected": args.detected, "reference": args.reference, "raster": args.raster}
     print(format_report(report))
     if args.json:
         with open(args.json, "w") as handle:

@@ -27,7 +27,8 @@ from yolox.crater.tile_split import TileWindow, plan_split
 from yolox.data.errors import DataError, DataFileNotFoundError
 from yolox.utils.progress import track
 
-__all__ = ["TileSettings", "CraterBoxes", "project_catalogue", "make_crater_tiles", "SPLIT_FILES"]
+__all__ = ["TileSettings", "CraterBoxes", "open_georeferenced_raster", "project_catalogue", "make_crater_tiles",
+           "SPLIT_FILES"]
 
 CATEGORY = {"id": 1, "name": "crater", "supercategory": "crater"}
 SPLIT_FILES = {"train": ("train2017", "instances_train2017.json"), "val": ("val2017", "instances_val2017.json")}
@@ -54,7 +55,7 @@ class CraterBoxes:
         return CraterBoxes(self.boxes[keep], self.diameter_km[keep], self.diameter_px[keep])
 
 
-def _open_raster(path: str):
+def open_georeferenced_raster(path: str):
     """The raster as a windowed source with a georeference, or a one-line error."""
     from yolox.crater_catalog.sources import RasterioSource
 
@@ -171,7 +172,7 @@ def _write_tiles(source, craters: CraterBoxes, windows: List[TileWindow], out_di
 def make_crater_tiles(raster: str, catalogue: str, out_dir: str,
                       settings: TileSettings = TileSettings()) -> Dict[str, int]:
     """Write the COCO folder `out_dir` from `raster` and `catalogue`; returns the counts it logs."""
-    with _open_raster(raster) as source:
+    with open_georeferenced_raster(raster) as source:
         table = read_catalogue(catalogue)
         logger.info(describe(table, catalogue))
         geo = source.geo
