@@ -9,7 +9,7 @@ from typing import Dict, Optional, Tuple
 
 from loguru import logger
 
-from yolox.core.time_budget import Pace, TimeKeeper, TimePlan, format_duration
+from yolox.core.time_budget import PACE_SKIP, Pace, TimeKeeper, TimePlan, format_duration
 
 __all__ = ["ScheduleOrigin", "BudgetRun", "fit_exp_to_plan", "fitted_ema", "eval_estimate"]
 
@@ -93,12 +93,13 @@ class BudgetRun:
             logger.info(f"{plan.line()}{again}")
         return plan
 
-    def next_eval_seconds(self, eval_batches: int) -> float:
-        """What the coming evaluation should take: the last one timed, else the estimate."""
+    def next_eval_seconds(self, eval_batches: int) -> Optional[float]:
+        """What the coming evaluation should take: the last one timed, else the estimate from the median step
+        (the first steps, which build kernels and start the loader, left out); None before any such step."""
         if self.keeper.eval_seconds is not None:
             return self.keeper.eval_seconds
-        timed = self.keeper.iter_times[-20:]
-        return eval_estimate(eval_batches, sum(timed) / len(timed) if timed else 0.0)
+        timed = sorted(self.keeper.iter_times[PACE_SKIP:][-50:])
+        return eval_estimate(eval_batches, timed[len(timed) // 2]) if timed else None
 
     def closing_line(self) -> str:
         spent, budget = self.keeper.spent(), self.keeper.budget_seconds

@@ -37,7 +37,8 @@ class BudgetSteps:
             plan = self.budget.due_plan(self.epoch, self.max_iter, eval_batches)
             if plan is not None:
                 self._apply_time_plan(plan)
-        if not self.stop_requested and self.budget.keeper.must_stop(self.budget.next_eval_seconds(eval_batches)):
+        eval_seconds = self.budget.next_eval_seconds(eval_batches)
+        if not self.stop_requested and eval_seconds is not None and self.budget.keeper.must_stop(eval_seconds):
             self.stop_requested = True
             self.budget.stopped_early = not (self.epoch + 1 == self.max_epoch and self.iter + 1 == self.max_iter)
             if self.budget.stopped_early:
