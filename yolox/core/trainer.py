@@ -34,10 +34,6 @@ __all__ = ["Trainer", "TrainingDiverged", "TrainingOutOfMemory", "RanksOutOfMemo
 EMA_DECAY = 0.9998
 
 
-def _arg(args, name: str, default=None):
-    return getattr(args, name, default)
-
-
 class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
     """Runs one training job of `exp` with the CLI namespace `args` on `policy`'s device.
 
@@ -241,7 +237,7 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         if self._resumed and not self._resume_state:
             self._align_stream_with_epoch()
         logger.info("init prefetcher, this might take one minute or less...")
-        if _arg(self.args, "occupy", False):
+        if getattr(self.args, "occupy", False):
             occupy_mem(self.policy)
         if self.is_distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -259,7 +255,7 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
                                              is_distributed=self.is_distributed, optional={"policy": self.policy})
         self.metric_writer = None
         if self.rank == 0:
-            self.metric_writer = build_metric_writer(_arg(self.args, "logger", "tensorboard"), self.file_name)
+            self.metric_writer = build_metric_writer(getattr(self.args, "logger", "tensorboard"), self.file_name)
         if "rng" in self._resume_state:
             restore_rng_states(self._resume_state["rng"], self.policy)
         if self.rank == 0:

@@ -12,17 +12,13 @@ from yolox.utils.eval_history import read_eval_history
 __all__ = ["CheckpointSteps"]
 
 
-def _arg(args, name: str, default=None):
-    return getattr(args, name, default)
-
-
 class CheckpointSteps:
     """Trainer methods for checkpoints; upstream's names (`resume_train`, `save_ckpt`) are kept for subclasses."""
 
     def resume_train(self, model):
-        trust = bool(_arg(self.args, "trust_ckpt", False))
-        ckpt_arg = _arg(self.args, "ckpt")
-        if _arg(self.args, "resume", False):
+        trust = bool(getattr(self.args, "trust_ckpt", False))
+        ckpt_arg = getattr(self.args, "ckpt", None)
+        if getattr(self.args, "resume", False):
             logger.info("resume training")
             ckpt_file = ckpt_arg or os.path.join(self.file_name, "latest_ckpt.pth")
             ckpt = load_checkpoint_file(ckpt_file, map_location="cpu", trust_pickle=trust)
@@ -47,7 +43,7 @@ class CheckpointSteps:
         self.train_seconds = float(ckpt.get("train_seconds", 0.0) or 0.0)
         self.resumed_budget = {key: ckpt[key] for key in ("time_budget", "time_spent") if ckpt.get(key) is not None}
         ckpt_epoch = int(ckpt["start_epoch"])
-        override = _arg(self.args, "start_epoch")
+        override = getattr(self.args, "start_epoch", None)
         self.start_epoch = override - 1 if override is not None else ckpt_epoch
         if not exact:
             return
