@@ -2,18 +2,13 @@
 for a 2-core CPU. From scratch, many small steps at a high per-image LR and no mosaic learn fastest."""
 import os
 
-from yolox.crater.exp import CraterExp
+from yolox.exp.crater.yolox_nano_crater import Exp as NanoCraterExp
 from yolox.exp.yolox_base import exp_name_of
 
 
-class Exp(CraterExp):
+class Exp(NanoCraterExp):
     def __init__(self) -> None:
         super().__init__()
-        self.depth = 0.33
-        self.width = 0.25
-        self.depthwise = True
-        self.mosaic_scale = (0.5, 1.5)
-        self.enable_mixup = False
         self.input_size = (192, 192)
         self.test_size = (192, 192)
         self.random_size = (6, 6)
