@@ -21,8 +21,8 @@ STEMS = {"equirectangular": "eqc", "polar": "polar"}
 # apart, so no crater (at most 46 px across, stretched) reaches both
 TRAIN_REGION, HELD_OUT_REGION = (0, 448), (512, 256)
 SIZE = "(128,128)"
-TRAINING = ["--device", "cpu", "--fused-bn-act", "off", "-b", "8", "input_size", SIZE, "test_size", SIZE,
-            "--time", "45s", "random_size", "(4,4)", "max_epoch", "30", "warmup_epochs", "1",
+TRAINING = ["--device", "cpu", "--fused-bn-act", "off", "-b", "8", "--time", "45s", "input_size", SIZE,
+            "test_size", SIZE, "random_size", "(4,4)", "max_epoch", "30", "warmup_epochs", "1",
             "data_num_workers", "0"]
 # overall recall measured over repeated runs of each projection is in docs/catalogues.md; the floor sits far
 # below the lowest, so only a broken loop (projection, tiles, training or matching) fails it

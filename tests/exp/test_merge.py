@@ -100,3 +100,10 @@ def test_odd_length_is_an_error(exp):
 def test_non_string_values_are_set_as_given(exp):
     exp.merge(["max_epoch", 7, "input_size", (256, 256)])
     assert exp.max_epoch == 7 and exp.input_size == (256, 256)
+
+
+def test_a_flag_after_the_overrides_is_refused_not_ignored():
+    exp = Exp()
+    with pytest.raises(OptsError, match="--time comes after the KEY VALUE overrides"):
+        exp.merge(["max_epoch", "3", "--time", "45s"])
+    assert exp.max_epoch != 3

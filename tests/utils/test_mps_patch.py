@@ -9,7 +9,7 @@ import pytest
 import torch
 from loguru import logger
 
-from tests.utils.test_device import failing_probe, no_cuda, passing_probe, warnings_seen  # noqa: F401 (fixtures)
+from tests.utils.device.conftest import failing_probe, no_cuda, passing_probe, warnings_seen  # noqa: F401 (fixtures)
 from yolox.utils import mps_patch
 from yolox.utils.device import DeviceUnavailableError
 

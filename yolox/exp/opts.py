@@ -82,6 +82,10 @@ def apply_opts(target: Any, cfg_list: Sequence[Any]) -> None:
         raise OptsError(
             f"opts must be KEY VALUE pairs, got an odd count ({len(cfg_list)}): {list(cfg_list)}"
         )
+    flags = [str(item) for item in cfg_list if str(item).startswith("--")]
+    if flags:
+        raise OptsError(f"{flags[0]} comes after the KEY VALUE overrides, where it would be read as one: put the "
+                        "command's flags before the first KEY VALUE pair")
     unknown = []
     for key, text in zip(cfg_list[0::2], cfg_list[1::2]):
         current = getattr(target, key, _MISSING)
