@@ -46,7 +46,10 @@ def test_map_and_lonlat_columns(catalogue_dir):
     for row in rows:
         assert row["x_map"] == pytest.approx(X0 + row["x_px"] * PIXEL)
         assert row["y_map"] == pytest.approx(Y0 - row["y_px"] * PIXEL)
-        assert row["diameter_m"] == pytest.approx(row["diameter_px"] * PIXEL)
+        # a circle D across on the sphere is D / (PIXEL cos lat) px wide and D / PIXEL px tall, so its box's
+        # mean side times the harmonic mean of the two pixel sizes gives D
+        cos_lat = math.cos(math.radians(row["lat"]))
+        assert row["diameter_m"] == pytest.approx(row["diameter_px"] * PIXEL * 2 * cos_lat / (1 + cos_lat), rel=1e-4)
         # equirectangular on a sphere: lon = x / R, lat = y / R (radians)
         assert row["lon"] == pytest.approx(math.degrees(row["x_map"] / R_MARS), abs=1e-7)
         assert row["lat"] == pytest.approx(math.degrees(row["y_map"] / R_MARS), abs=1e-7)
@@ -60,7 +63,7 @@ def test_geojson_polygons_in_map_units(catalogue_dir):
     ring = np.asarray(feature["geometry"]["coordinates"][0])
     props = feature["properties"]
     radii = np.hypot(ring[:, 0] - props["x_map"], ring[:, 1] - props["y_map"])
-    np.testing.assert_allclose(radii, props["diameter_m"] / 2, rtol=1e-6)
+    np.testing.assert_allclose(radii, props["diameter_px"] * PIXEL / 2, rtol=1e-6)   # the pixel circle, in metres
     assert (ring[0] == ring[-1]).all()
 
 

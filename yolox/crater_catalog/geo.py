@@ -53,6 +53,34 @@ class GeoReference:
         lon, lat = transformer.transform(np.asarray(x_map, np.float64), np.asarray(y_map, np.float64))
         return np.asarray(lon), np.asarray(lat)
 
+    def diameters_m(self, x_px: np.ndarray, y_px: np.ndarray, diameter_px: np.ndarray) -> np.ndarray:
+        """Diameter on the body (metres, geodesic on the CRS's ellipsoid) of craters whose pixel boxes have
+        these centres and mean side `diameter_px` (the detector's size); see `_box_side_per_metre`.
+
+        The local scale is measured across each crater: its centre and the points one radius away along
+        x and y go to lon/lat, and each probe's geodesic distance and azimuth from the centre give its east
+        and north offset on the body. Where a probe leaves the projection (a rim over a pole of a global
+        map) the nominal pixel size stands in.
+        """
+        x_px, y_px = np.asarray(x_px, np.float64), np.asarray(y_px, np.float64)
+        diameter_px = np.asarray(diameter_px, np.float64)
+        step = np.maximum(diameter_px / 2, 0.5)
+        along_x, along_y = np.array([1.0, -1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0, -1.0])
+        xs = np.concatenate([x_px[None], x_px + along_x[:, None] * step])
+        ys = np.concatenate([y_px[None], y_px + along_y[:, None] * step])
+        lon, lat = self.to_lonlat(*self.to_map(xs, ys))
+        count = len(x_px)
+        azimuth, _, distance = self._crs().get_geod().inv(
+            np.tile(lon[0], 4), np.tile(lat[0], 4), lon[1:].ravel(), lat[1:].ravel())
+        azimuth, distance = (np.radians(np.asarray(azimuth)).reshape(4, count),
+                             np.asarray(distance).reshape(4, count))
+        east, north = distance * np.sin(azimuth), distance * np.cos(azimuth)
+        # metres east and north per pixel along x and y (central differences over the crater's diameter)
+        jacobian = np.stack([[east[0] - east[1], east[2] - east[3]],
+                             [north[0] - north[1], north[2] - north[3]]]) / (2 * step)
+        diameter = diameter_px / _box_side_per_metre(jacobian)
+        return np.where(np.isfinite(diameter) & (diameter > 0), diameter, diameter_px * self.metres_per_pixel())
+
     def cell_areas_km2(self, x_edges_px: np.ndarray, y_edges_px: np.ndarray) -> np.ndarray:
         """Area on the body (km^2, geodesic on the CRS's ellipsoid) of each cell of the pixel grid with these
         column and row edges: [len(y_edges) - 1, len(x_edges) - 1]."""
@@ -75,3 +103,17 @@ class GeoReference:
     def epsg(self):
         """The CRS's EPSG code, or None for CRSs outside EPSG (most planetary ones)."""
         return self._crs().to_epsg()
+
+
+def _box_side_per_metre(jacobian: np.ndarray) -> np.ndarray:
+    """Mean side in pixels of the box of a circle 1 m across on the body, for [2, 2, n] local scales
+    (rows east, north; columns per pixel along x, along y).
+
+    The circle shows as the ellipse J^-1 g, |g| = 1/2; its box spans |row of J^-1| along each pixel axis,
+    so the mean side is half the sum of those row norms. The detector's size is that mean side, which
+    makes this the exact inverse of the tile maker's projected rim boxes for a locally affine projection.
+    """
+    (a, b), (c, d) = jacobian
+    det = np.abs(a * d - b * c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.hypot(d, b) + np.hypot(c, a)) / (2 * det)

@@ -35,7 +35,7 @@ class Catalogue:
     height: int
     area: CountingArea                          # the footprint without no-data (craterstats' area)
     geo: Optional[GeoReference] = None
-    metres_per_pixel: Optional[float] = None    # from the georeference, or given for a plain picture
+    metres_per_pixel: Optional[float] = None    # scale of a plain picture (georeferenced: per crater, from geo)
 
     def columns(self) -> Dict[str, np.ndarray]:
         """Column name -> values, pixel columns first, map and lon/lat columns when georeferenced."""
@@ -44,15 +44,23 @@ class Catalogue:
         if self.geo is not None:
             x_map, y_map = self.geo.to_map(self.craters.x, self.craters.y)
             lon, lat = self.geo.to_lonlat(x_map, y_map)
-            table.update(x_map=x_map, y_map=y_map, diameter_m=self.craters.diameter * self.metres_per_pixel,
-                         lon=lon, lat=lat)
+            table.update(x_map=x_map, y_map=y_map, diameter_m=self.diameters_m(), lon=lon, lat=lat)
         return table
 
-    def diameters_km(self) -> Optional[np.ndarray]:
-        """Diameters in km, None without a pixel size."""
+    def diameters_m(self) -> Optional[np.ndarray]:
+        """Diameters in metres: on the body at each crater's own scale when georeferenced, else the pixel
+        diameter times the given pixel size; None without either."""
+        c = self.craters
+        if self.geo is not None:
+            return self.geo.diameters_m(c.x, c.y, c.diameter)
         if not self.metres_per_pixel:
             return None
-        return self.craters.diameter * self.metres_per_pixel / 1000.0
+        return c.diameter * self.metres_per_pixel
+
+    def diameters_km(self) -> Optional[np.ndarray]:
+        """Diameters in km (see diameters_m), None without georeference or pixel size."""
+        metres = self.diameters_m()
+        return None if metres is None else metres / 1000.0
 
 
 def _atomic(path: str, write: Callable[[str], None]) -> str:
