@@ -44,6 +44,10 @@ def log_plan(policy, batch: int, decision, exp, world_size: int, recipe: Sequenc
         logger.info(f"crater plan: {line}")
 
 
+# the evaluation figures the curves show (eval_history rows carry more: counts, flags, the CPU cross-check)
+AP_CURVES = ("epoch", "AP50", "AP50:95")
+
+
 def save_plots(run_dir: str, title: str, loss_history: List[dict], eval_rows: List[dict],
                outputs: Dict[int, dict], dataset) -> List[str]:
     """Loss/AP curves and a grid of the first validation images' predictions in run_dir; the paths written.
@@ -54,7 +58,8 @@ def save_plots(run_dir: str, title: str, loss_history: List[dict], eval_rows: Li
     written = []
     try:
         written.append(str(save_training_curves(history_to_series(loss_history, "iteration"),
-                                                history_to_series(eval_rows, "epoch"),
+                                                history_to_series([{key: row[key] for key in AP_CURVES}
+                                                                   for row in eval_rows], "epoch"),
                                                 os.path.join(run_dir, "curves.png"), title)))
     except MissingExtra as missing:
         logger.warning(f"curves.png skipped: {missing}")
