@@ -29,7 +29,7 @@ class MatchRule:
 
 def read_catalogue(path: str, columns: Tuple[str, str, str] = ("x_px", "y_px", "diameter_px")) -> Craters:
     """Craters of a CSV with a header naming the x, y and diameter columns (score optional)."""
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # Excel's "CSV UTF-8" starts with a BOM
         reader = csv.DictReader(handle)
         missing = [name for name in columns if name not in (reader.fieldnames or [])]
         if missing:
