@@ -21,6 +21,10 @@ then join them with --merge:
     # then, once all are done
     python tools/detect_craters.py --merge shards/* --out catalogue/
 
+    # one GPU host: torchrun gives each process its rank as shard and its local rank's GPU
+    torchrun --nproc_per_node 4 tools/detect_craters.py mosaic.tif -f EXP -c CKPT --out catalogue/
+    python tools/detect_craters.py --merge catalogue/ --out catalogue/
+
 A shard killed midway resumes like a single run (same command). The shards may also share one --out on
 a shared file system; --merge then takes that one folder.
 """
@@ -54,9 +58,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="tiles per recorded chunk: the unit of resuming and of sharding")
     parser.add_argument("--restart", action="store_true",
                         help="forget the chunks recorded in --out/parts and start over")
-    parser.add_argument("--shard", default="0/1",
+    parser.add_argument("--shard", default=None,
                         help="run only share I of N of the chunks (I from 0), e.g. $SLURM_ARRAY_TASK_ID/"
-                        "$SLURM_ARRAY_TASK_COUNT; join the shards with --merge")
+                        "$SLURM_ARRAY_TASK_COUNT; join the shards with --merge (default: the whole image, or "
+                        "under torchrun this process's rank of the world)")
     parser.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                         help="write the catalogue from the chunk records of these shards' --out folders "
                         "(no detection; needs only --out)")
@@ -81,7 +86,7 @@ def main(argv=None) -> int:
     parser = make_parser()
     args = parser.parse_intermixed_args(argv)
     from yolox.crater_catalog import detect_craters, merge_parts
-    from yolox.crater_catalog.chunks import parse_shard
+    from yolox.crater_catalog.chunks import shard_for
 
     try:
         if args.merge:
@@ -93,7 +98,7 @@ def main(argv=None) -> int:
                        overlap=args.overlap, scales=parse_scales(args.scales), batch_size=args.batch_size,
                        conf=args.conf, nms=args.nms, fp16=args.fp16, pixel_size_m=args.pixel_size,
                        trust_ckpt=args.trust_ckpt, exp_opts=args.opts, chunk_tiles=args.chunk_tiles,
-                       restart=args.restart, shard=parse_shard(args.shard))
+                       restart=args.restart, shard=shard_for(args.shard))
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(str(error)) from None
     return 0

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -39,9 +39,11 @@ def detect_args(raster: Path, ckpt: str, out: Path, extra: Sequence[str] = ()) -
             "--device", "cpu", "-b", "1", "--chunk-tiles", "1", "--conf", "0.5", *extra]
 
 
-def start_detection(args: Sequence[str], log: Path, delay_s: float = 0.0) -> subprocess.Popen:
-    """tools/detect_craters.py as a child process, its output appended to `log`."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), FAKE_MODEL_DELAY_S=str(delay_s))
+def start_detection(args: Sequence[str], log: Path, delay_s: float = 0.0,
+                    launcher_env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """tools/detect_craters.py as a child process, its output appended to `log`; `launcher_env` adds what a
+    launcher such as torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), FAKE_MODEL_DELAY_S=str(delay_s), **(launcher_env or {}))
     with open(log, "a") as handle:
         return subprocess.Popen([sys.executable, str(REPO / "tools" / "detect_craters.py"), *args], cwd=str(REPO),
                                 env=env, stdout=handle, stderr=subprocess.STDOUT)

@@ -5,13 +5,14 @@ scale only. The plan depends only on the image size and the tiling settings, so 
 resumed run numbers the chunks alike. Shard I of N takes the chunks whose index is I modulo N: a
 round-robin share, so that empty (no-data) regions spread over all shards.
 """
+import os
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from yolox.crater_catalog.tiling import Tile, plan_tiles
 from yolox.utils.user_errors import UserError
 
-__all__ = ["Chunk", "Shard", "plan_chunks", "parse_shard", "BadShard"]
+__all__ = ["Chunk", "Shard", "plan_chunks", "parse_shard", "shard_for", "BadShard"]
 
 
 class BadShard(UserError):
@@ -60,6 +61,15 @@ def parse_shard(text: str) -> Shard:
     if not 0 <= index < count:
         raise BadShard(f"--shard {text!r}: I must lie in 0..N-1 (shards count from 0, like SLURM_ARRAY_TASK_ID)")
     return Shard(index, count)
+
+
+def shard_for(text: Optional[str], environ: Mapping[str, str] = os.environ) -> Shard:
+    """`--shard I/N` when given; in a process of a torchrun launch (RANK, WORLD_SIZE), its rank of the world;
+    else the whole image."""
+    if text:
+        return parse_shard(text)
+    world = int(environ.get("WORLD_SIZE", "1"))
+    return Shard(int(environ.get("RANK", "0")), world) if world > 1 else Shard(0, 1)
 
 
 def plan_chunks(width: int, height: int, tile: int, overlap: int, scales: Sequence[float],

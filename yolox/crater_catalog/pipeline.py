@@ -185,7 +185,8 @@ def build_detector(exp, ckpt: str, device: str = "auto", conf: float = DEFAULT_C
     from yolox.utils.checkpoint import load_exp_model
     from yolox.utils.device import build_policy
 
-    policy = build_policy(device, fp16=fp16)
+    # under torchrun each process takes the GPU of its local rank
+    policy = build_policy(device, fp16=fp16, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     model = load_exp_model(exp, ckpt, trust_pickle=trust_ckpt)
     logger.info(f"model {exp.exp_name} from {ckpt} on {policy.device}")
     return TileDetector(model, policy, exp.num_classes, conf, exp.nmsthre if nms is None else nms, fp16=fp16)
