@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
+import torch
 from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,15 @@ def private_user_cache(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", os.environ.get("TORCH_EXTENSIONS_DIR") or TORCH_EXTENSIONS)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return cache
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for this test (small convolutions on a shared 2-core machine), the count restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -83,14 +83,6 @@ def _boxes_before_filter(augment: BatchAugment, batch) -> int:
     return int(params.box_count.sum())
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for this test, the suite's count restored after it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_device_and_numpy_pipelines_draw_the_same_statistics(images, one_thread):
     old, new = old_pipeline(images), new_pipeline(images)
