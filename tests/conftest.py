@@ -34,6 +34,14 @@ def private_user_cache(tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def tiny_coco_dir(tmp_path_factory) -> Path:
+    """The tiny COCO-layout set of tests/fixtures/tiny_coco.py, made once per session."""
+    from tests.fixtures.tiny_coco import make_tiny_coco
+
+    return make_tiny_coco(tmp_path_factory.mktemp("tiny_coco"))
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One torch thread for this test (small convolutions on a shared 2-core machine), the count restored after."""

@@ -10,12 +10,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
 from yolox.core import launch
+from yolox.core.exp_calls import build_evaluator
 from yolox.core.launch import launched_by_torchrun
 from yolox.exp import get_exp
 from yolox.utils.checkpoint import load_run_model
 from yolox.utils.device import DevicePolicy, build_policy, device_count
 from yolox.utils.dist import get_local_rank, get_rank, get_world_size
-from yolox.utils.compat import call_with_supported
 from yolox.utils.logger import setup_logger
 from yolox.utils.model_utils import fuse_model, get_model_info
 from yolox.utils.setup_env import configure_module, configure_nccl, configure_omp
@@ -105,8 +105,7 @@ def main(exp, args, num_devices: int, policy: Optional[DevicePolicy] = None) -> 
     else:
         model = load_run_model(exp, args.ckpt, file_name, trust_pickle=args.trust_ckpt)
     logger.info(f"Model Summary: {get_model_info(model, exp.test_size)}")
-    evaluator = call_with_supported(exp.get_evaluator, args.batch_size, is_distributed, args.test, args.legacy,
-                                    optional={"policy": policy})
+    evaluator = build_evaluator(exp, args.batch_size, is_distributed, policy, testdev=args.test, legacy=args.legacy)
     evaluator.per_class_AP = True
     evaluator.per_class_AR = True
     # the layout training evaluated in, so best_ckpt.pth gives the figure it logged

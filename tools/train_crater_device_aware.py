@@ -10,6 +10,7 @@ trains without downloading anything:
     python tools/train_crater_device_aware.py -b 16 -c weights/yolox_m.pth
 """
 import argparse
+import time
 from typing import List, Optional
 
 from yolox.cli.flags import add_device_args, add_run_args, prepare_environment
@@ -46,15 +47,21 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None, policy=None) -> dict:
-    """Run the crater workflow; `policy` replaces the device policy built from the flags (tests simulate MPS)."""
+    """Plan the crater run, train it, report it; `policy` replaces the device policy built from the flags (tests
+    simulate MPS this way). Returns rank 0's figures and the run summary."""
     prepare_environment(argv)
     args = make_parser().parse_args(argv)
     # imported after prepare_environment: torch reads the MPS environment variables when it is first imported
-    from yolox.crater.workflow import run_crater
+    from yolox.core.run import train
+    from yolox.crater.report import crater_figures
+    from yolox.crater.workflow import plan_crater_run
     from yolox.utils.setup_env import configure_module
 
     configure_module()
-    return run_crater(args, policy)
+    plan = plan_crater_run(args, policy)
+    started = time.time()
+    trainer = train(plan.exp, plan.options, plan.policy, plan.rank_policy)
+    return crater_figures(plan.run_dir, trainer, plan.exp.max_epoch, plan.options.batch_size, time.time() - started)
 
 
 def cli() -> None:

@@ -19,7 +19,7 @@ needs_cuda = pytest.mark.skipif(device_count("cuda") == 0, reason="no CUDA devic
 @needs_cuda
 def test_fp16_training_on_cuda_uses_side_stream_scaler_and_gpu_memory_line(tiny_exp_file):
     policy = build_policy("cuda", fp16=True)
-    trainer = Trainer(get_exp(str(tiny_exp_file)), train_args(device="cuda", fp16=True), policy=policy)
+    trainer = Trainer(get_exp(str(tiny_exp_file)), train_args(), policy=policy)
     trainer.train()
     assert trainer.prefetcher.stream is not None and trainer.scaler.is_enabled()
     assert trainer.data_type == torch.float16 and trainer.train_loader.pin_memory

@@ -8,6 +8,7 @@ from torch import nn
 
 from tests.core.conftest import train_args
 from yolox.core.guards import NonFiniteGuard
+from yolox.core.step import TrainStep
 from yolox.core.trainer import Trainer, TrainingDiverged
 from yolox.exp import get_exp
 from yolox.utils.device import build_policy
@@ -127,15 +128,17 @@ def test_a_run_whose_weights_turn_nan_mid_run_ends_with_finite_checkpoints(tiny_
 def test_a_loss_that_stays_nan_stops_the_run_with_a_clear_message(tiny_exp_file, monkeypatch):
     exp = get_exp(str(tiny_exp_file))
     exp.max_epoch = 12
-    real_forward_backward = Trainer._forward_backward
+    real_forward_backward = TrainStep.forward_backward
+    steps = {"n": 0}
 
     def nan_from_iteration_4(self, inps, targets):
         outputs = real_forward_backward(self, inps, targets)
-        if self.progress_in_iter >= 3:
+        steps["n"] += 1
+        if steps["n"] >= 4:
             outputs["total_loss"] = outputs["total_loss"] * float("nan")
         return outputs
 
-    monkeypatch.setattr(Trainer, "_forward_backward", nan_from_iteration_4)
+    monkeypatch.setattr(TrainStep, "forward_backward", nan_from_iteration_4)
     trainer = Trainer(exp, train_args(), policy=build_policy("cpu"))
     with pytest.raises(TrainingDiverged, match="non-finite steps in a row after 5 restores"):
         trainer.train()
@@ -145,7 +148,7 @@ def test_a_loss_that_stays_nan_stops_the_run_with_a_clear_message(tiny_exp_file,
 def test_evaluation_off_the_cpu_is_cross_checked_and_a_fault_is_warned_and_recorded(tiny_exp_file):
     exp = get_exp(str(tiny_exp_file))
     policy = build_policy("mps", tensors_on="cpu")
-    trainer = Trainer(exp, train_args(device="mps"), policy=policy)
+    trainer = Trainer(exp, train_args(), policy=policy)
     calls = {"n": 0}
 
     def shift_the_device_pass(module, inputs, output):

@@ -44,7 +44,7 @@ def test_trainer_runs_under_simulated_mps_policy(tiny_exp_file, cuda_forbidden):
     policy = build_policy("mps", tensors_on="cpu", memory=memory, cache_release_every=2)
     assert policy.kind == "mps" and policy.device.type == "cpu"
     exp = get_exp(str(tiny_exp_file))
-    trainer = Trainer(exp, train_args(device="mps"), policy=policy)
+    trainer = Trainer(exp, train_args(), policy=policy)
     trainer.train()
 
     assert "device_policy" not in vars(exp)

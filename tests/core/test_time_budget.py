@@ -1,7 +1,7 @@
 """The --time budget: durations, the fitted schedule, drift and the stop guard, on simulated time."""
 import pytest
 
-from yolox.core.time_budget import (
+from yolox.core.budget import (
     FILL_FRACTION, PACE_ITERS, Pace, TimeBudgetError, TimeKeeper, fit_schedule, format_duration, parse_duration,
 )
 

@@ -119,7 +119,7 @@ def test_requested_batch_is_split_over_the_devices_and_must_divide():
     memory = FakeMemory(4000 << 20)
     policy = build_policy("cpu", memory=memory)
     exp = SimpleNamespace(get_model=lambda: MemoryFedDetector(memory), input_size=(32, 32), num_classes=1,
-                          max_labels=5)
+                          max_labels=5, max_batch=64)
     args = SimpleNamespace(batch_size="16", max_batch=None, target_mem_fraction=0.8)
     batch, decision = workflow.choose_batch(exp, args, policy, 2, label_stats=(3, 1000))
     assert (batch, decision.batch_size) == (16, 8) and decision.reason.startswith("-b 8 as requested")
@@ -147,7 +147,8 @@ def test_eval_tool_on_best_ckpt_reproduces_the_best_figure(tmp_path, monkeypatch
 
 
 def test_the_exps_synthetic_data_and_batch_cap_are_used(tmp_path):
-    exp = SimpleNamespace(data_dir=str(tmp_path / "generated"), synthetic_data=dict(num_train=3, num_val=1, img_size=64))
+    exp = get_exp(NANO_EXP)
+    exp.data_dir, exp.synthetic_data = str(tmp_path / "generated"), dict(num_train=3, num_val=1, img_size=64)
     workflow.ensure_data(exp, data_dir_given=False)
     coco = json.loads((tmp_path / "generated" / "annotations" / "instances_train2017.json").read_text())
     assert len(coco["images"]) == 3

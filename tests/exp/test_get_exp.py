@@ -27,7 +27,7 @@ def test_small_models_settings():
         assert exp.random_size == (10, 20) and exp.mosaic_scale == (0.5, 1.5)
         assert exp.enable_mixup is False
     assert nano.mosaic_prob == 0.5 and tiny.mosaic_prob == 1.0
-    assert not hasattr(get_exp(None, "yolox-s"), "random_size")
+    assert get_exp(None, "yolox-s").random_size is None
 
 
 def test_default_package_resolves_to_repo_exps():

@@ -1,6 +1,5 @@
 """Command-line `KEY VALUE` overrides arrive with the attribute's type."""
 import pytest
-from loguru import logger
 
 from yolox.exp import Exp, get_exp
 from yolox.exp.opts import OptsError
@@ -9,14 +8,6 @@ from yolox.exp.opts import OptsError
 @pytest.fixture
 def exp() -> Exp:
     return get_exp(None, "yolox-s")
-
-
-@pytest.fixture
-def warnings():
-    messages = []
-    handler = logger.add(lambda message: messages.append(str(message)), level="WARNING")
-    yield messages
-    logger.remove(handler)
 
 
 def test_int_bool_and_none_defaults(exp):
@@ -84,12 +75,31 @@ def test_strings_stay_strings(exp):
     assert exp.output_dir == "123" and exp.act == "relu"
 
 
-def test_unknown_keys_warn_once(exp, warnings):
-    exp.merge(["nonexistent", "3", "also_missing", "x", "get_model", "1", "wandb-project", "p"])
-    assert not hasattr(exp, "nonexistent")
-    assert callable(exp.get_model)
-    assert len(warnings) == 1
-    assert "['nonexistent', 'also_missing', 'get_model']" in warnings[0]
+def test_an_unknown_key_is_an_error_naming_the_nearest_field(exp):
+    with pytest.raises(OptsError, match=r"^max_epochs is not an exp field; did you mean max_epoch\?$"):
+        exp.merge(["seed", "3", "max_epochs", "30"])
+    assert exp.seed is None      # nothing is set when any key is wrong
+    with pytest.raises(OptsError, match="get_model is not an exp field"):
+        exp.merge(["get_model", "1"])
+    with pytest.raises(OptsError, match="declare it in your exp"):
+        exp.merge(["zzzz_qqqq", "1"])
+
+
+def test_a_users_own_field_declared_in_the_exp_is_a_key(exp):
+    exp.crater_min_km = 1.0
+    exp.merge(["crater_min_km", "2.5"])
+    assert exp.crater_min_km == 2.5
+
+
+@pytest.mark.parametrize("token", ["-c", "-b", "-f", "--ckpt"])
+def test_a_flag_after_the_pairs_is_an_error(exp, token):
+    with pytest.raises(OptsError, match=f"^{token} comes after the KEY VALUE overrides"):
+        exp.merge(["max_epoch", "3", token, "x"])
+
+
+def test_a_negative_number_is_a_value_not_a_flag(exp):
+    exp.merge(["degrees", "-5", "seed", "-1"])
+    assert exp.degrees == -5.0 and exp.seed == -1
 
 
 def test_odd_length_is_an_error(exp):

@@ -98,7 +98,7 @@ def test_random_resize_range_and_default_random_size():
     exp.input_size = (640, 960)
     random.seed(0)
     sizes = {exp.random_resize(None, 0, 0, False) for _ in range(300)}
-    assert exp.random_size == (15, 25)
+    assert exp.random_size is None and exp.multiscale_bounds() == (15, 25)    # drawing sizes changes no field
     assert {h for h, _ in sizes} == {32 * k for k in range(15, 26)}
     assert all(w == 32 * int(h // 32 * 1.5) for h, w in sizes)
 

@@ -38,8 +38,8 @@ def test_train_cli_trains_evaluates_and_saves(tmp_path):
 
 def test_compile_flags_reach_the_device_policy():
     train = load_tool("train")
-    on = train.process_policy(train.make_parser().parse_args(["--device", "cpu", "--compile", "on"]), 1)
-    default = train.process_policy(train.make_parser().parse_args(["--device", "cpu"]), 1)
+    on = policy_from_args(train.make_parser().parse_args(["--device", "cpu", "--compile", "on"]))
+    default = policy_from_args(train.make_parser().parse_args(["--device", "cpu"]))
     assert on.compile_model and not default.compile_model
     crater = load_tool("train_crater_device_aware")
     assert policy_from_args(crater.make_parser().parse_args(["--device", "cpu", "--compile", "on"])).compile_model

@@ -148,3 +148,31 @@ def test_training_set_with_a_missing_and_a_corrupt_image_trains_to_the_end(tmp_p
     assert_one_line_user_error(strict, "1 missing (000003.jpg)", "1 corrupt (000005.jpg)", "--strict-data")
     cache = data / "annotations" / "instances_train2017.json.train.yolox_check"
     assert json.loads(cache.read_text())["result"]["missing"] == ["000003.jpg"]
+
+
+def test_missing_annotation_file(tmp_path):
+    data = tmp_path / "data"
+    make_tiny_coco(data, num_train=2, num_val=1, size=64)
+    (data / "annotations" / "instances_train2017.json").unlink()
+    result = run_tool("train", "-f", tiny_exp(tmp_path, data), "-b", "2", "--device", "cpu", cwd=tmp_path)
+    assert_one_line_user_error(result, "instances_train2017.json")
+
+
+CRATER_ARGS = ["-f", str(REPO / "exps" / "crater" / "yolox_nano_crater.py"), "-c", "none", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("tool", ["train", "train_crater_device_aware"])
+def test_a_typo_in_an_override_key_names_the_nearest_field(tmp_path, tiny_data, tool):
+    head = ["-f", tiny_exp(tmp_path, tiny_data), "--device", "cpu"] if tool == "train" else \
+        [*CRATER_ARGS, "--data-dir", str(tiny_data)]
+    result = run_tool(tool, *head, "seed", "0", "max_epochs", "30", cwd=tmp_path)
+    assert_one_line_user_error(result, "max_epochs is not an exp field; did you mean max_epoch?")
+
+
+@pytest.mark.parametrize("tool", ["train", "train_crater_device_aware"])
+@pytest.mark.parametrize("flag", ["-c", "-b"])
+def test_a_short_flag_after_the_overrides_is_one_line(tmp_path, tiny_data, tool, flag):
+    head = ["-f", tiny_exp(tmp_path, tiny_data), "--device", "cpu"] if tool == "train" else \
+        [*CRATER_ARGS, "--data-dir", str(tiny_data)]
+    result = run_tool(tool, *head, "output_dir", str(tmp_path / "out"), flag, "16", cwd=tmp_path)
+    assert_one_line_user_error(result, f"{flag} comes after the KEY VALUE overrides")

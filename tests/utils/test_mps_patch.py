@@ -130,7 +130,7 @@ def real_trainer(tmp_path):
                                         no_aug_epochs=0, extra=tiny_coco.TINY_MODEL)
     exp = get_exp(str(exp_file))
     exp.eval_interval = 10  # no evaluation: the patch is about training
-    return trainer_module.Trainer(exp, train_args(fp16=True, batch_size=2), policy=build_policy("cpu"))
+    return trainer_module.Trainer(exp, train_args(batch_size=2), policy=build_policy("cpu"))
 
 
 def test_real_trainer_takes_the_mps_policy(no_cuda, tmp_path):  # noqa: F811

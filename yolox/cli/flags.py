@@ -7,11 +7,12 @@ import argparse
 import sys
 from typing import List, Optional
 
+from yolox.core.options import RunOptions
 from yolox.utils.durations import TimeBudgetError, parse_duration
 from yolox.utils.mps_patch import setup_mps_environment
 
 __all__ = ["SWITCH", "DEVICE_HELP", "add_device_args", "add_run_args", "policy_from_args",
-           "prepare_environment", "duration_arg", "time_epoch_cap"]
+           "prepare_environment", "duration_arg", "time_epoch_cap", "options_from_args"]
 
 SWITCH = {"auto": None, "on": True, "off": False}
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)"
@@ -48,7 +49,12 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-c", "--ckpt", default=None, help="weights to start from, or the checkpoint to resume")
     group.add_argument("--resume", action="store_true", help="resume from -c or the run's latest_ckpt.pth")
     group.add_argument("-e", "--start_epoch", type=int, default=None, help="resume at this 1-based epoch")
-    group.add_argument("-d", "--devices", type=int, default=None, help="processes, one per GPU (CUDA)")
+    group.add_argument("-d", "--devices", type=int, default=None,
+                       help="training processes: one per GPU on CUDA, gloo processes on the CPU (default: one)")
+    group.add_argument("--num_machines", default=1, type=int, help="machines of a multi-machine run")
+    group.add_argument("--machine_rank", default=0, type=int, help="this machine's rank in a multi-machine run")
+    group.add_argument("-o", "--occupy", action="store_true",
+                       help="reserve GPU memory before training (CUDA only)")
     group.add_argument("--dist-backend", default=None,
                        help="distributed backend (default: the device policy's: nccl on CUDA, gloo on CPU)")
     group.add_argument("--dist-url", default=None, help="rendezvous URL for -d > 1 (default: a free local port)")
@@ -56,6 +62,8 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-l", "--logger", default="tensorboard", help="metric logger (tensorboard)")
     group.add_argument("--trust-ckpt", action="store_true",
                        help="allow checkpoints that need full unpickling (only for files you trust)")
+    group.add_argument("--deterministic", action="store_true",
+                       help="with a seed (exp field seed): repeatable kernels where the device has them (slower)")
     group.add_argument("--strict-data", action="store_true",
                        help="stop on a missing or corrupt image instead of skipping it (exp field strict_data)")
     group.add_argument("--time", default=None, type=duration_arg, metavar="DURATION",
@@ -73,10 +81,21 @@ def duration_arg(text: str) -> str:
     return text
 
 
-def time_epoch_cap(args: argparse.Namespace, exp) -> Optional[int]:
+def time_epoch_cap(opts: Optional[List[str]], exp) -> Optional[int]:
     """The most epochs a --time plan may choose: the exp's max_epoch when set on the command line, else None."""
-    opts = getattr(args, "opts", None) or []
-    return int(exp.max_epoch) if "max_epoch" in opts[0::2] else None
+    return int(exp.max_epoch) if "max_epoch" in (opts or [])[0::2] else None
+
+
+def options_from_args(args: argparse.Namespace, exp, batch_size: int) -> RunOptions:
+    """The RunOptions of a training command's flags (add_run_args) for `exp` at `batch_size` images per step."""
+    return RunOptions(
+        experiment_name=args.experiment_name or exp.exp_name, batch_size=int(batch_size), ckpt=args.ckpt,
+        resume=bool(args.resume), start_epoch=args.start_epoch, devices=args.devices or 1,
+        num_machines=args.num_machines, machine_rank=args.machine_rank,
+        dist_backend=args.dist_backend, dist_url=args.dist_url, cache=args.cache, logger=args.logger,
+        trust_ckpt=bool(args.trust_ckpt), occupy=bool(args.occupy),
+        deterministic=bool(args.deterministic), time_budget_s=parse_duration(args.time) if args.time else None,
+        max_epoch_cap=time_epoch_cap(args.opts, exp))
 
 
 def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False):

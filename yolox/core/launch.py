@@ -37,13 +37,13 @@ def launched_by_torchrun() -> bool:
 
 def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
            backend: Optional[str] = "nccl", dist_url: Optional[str] = None, args: Sequence = (),
-           timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+           timeout: timedelta = DEFAULT_TIMEOUT, start_method: str = "spawn") -> None:
     """Run `main_func(*args)`.
 
     One process (the default) runs it in place with no process group. Under torchrun each process
     joins the group described by the environment. Otherwise `num_gpus_per_machine` worker
-    processes are started (spawn, or fork when `--cache` shares a RAM cache) and each joins the
-    group at `dist_url` ("auto": a free local port).
+    processes are started (`start_method`: spawn, or fork to share a RAM image cache) and each joins
+    the group at `dist_url` ("auto": a free local port).
     """
     if backend is None:
         raise ValueError("multi-process training needs a distributed backend; this device has none "
@@ -63,8 +63,6 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     if num_machines > 1 and dist_url.startswith("file://"):
         logger.warning("file:// rendezvous across machines needs a shared file system")
-    cli_args = args[1] if len(args) > 1 else None
-    start_method = "fork" if getattr(cli_args, "cache", None) else "spawn"
     try:
         # start_processes watches every worker: the first to fail gets the others terminated at once
         # (SIGTERM, SIGKILL 30 s later), so no survivor waits in a collective for a dead peer

@@ -1,5 +1,13 @@
-"""Training loop: upstream YOLOX's lifecycle, with every device action asked of the device policy."""
-import datetime
+"""The training loop: upstream YOLOX's lifecycle and hooks, over parts that each own their state.
+
+- `DataStream` (data_stream.py): the loader at a sample position, its prefetcher, the batch size.
+- `TrainStep` (step.py): forward, backward, the non-finite guard, optimizer, EMA.
+- `Checkpointer` (checkpointer.py): resume points and atomic, finite checkpoints.
+- `BudgetClock` (budget.py): `--time`.
+- `RunEvaluation` (evaluation.py): evaluations, the best AP, the history rows.
+The trainer reads the run's `RunOptions`, never the command line, and asks the device policy for every device
+action.
+"""
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -10,83 +18,89 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 
-from yolox.core.budget_schedule import BudgetRun
-from yolox.core.eval_crosscheck import cross_check_first_batch
+from yolox.core.budget import BudgetClock
+from yolox.core.checkpointer import LATEST, Checkpointer, ResumePoint, restore_ema
+from yolox.core.data_stream import DataStream
+from yolox.core.evaluation import RunEvaluation
+from yolox.core.exp_calls import build_evaluator, build_optimizer
 from yolox.core.guards import NonFiniteGuard
-from yolox.core.rng_state import restore_rng_states
-from yolox.core.trainer_budget import BudgetSteps
-from yolox.core.trainer_checkpoints import CheckpointSteps
-from yolox.core.trainer_stream import StreamSteps
-from yolox.core.training_errors import RanksOutOfMemory, TrainingDiverged, TrainingOutOfMemory
+from yolox.core.options import RunOptions
+from yolox.core.progress_line import progress_line
+from yolox.core.rng_state import restore_rng_states, rng_states
+from yolox.core.step import TrainStep
+from yolox.core.training_errors import RanksOutOfMemory, TrainingDiverged, TrainingOutOfMemory, first_line
 from yolox.utils.allreduce_norm import all_reduce_norm
-from yolox.utils.compat import call_with_supported
-from yolox.utils.device import DevicePolicy
-from yolox.utils.dist import average_gradients, get_local_rank, get_rank, get_world_size, ranks_where, synchronize
-from yolox.utils.ema import RAMP_UPDATES, ModelEMA, unwrap_model
-from yolox.utils.eval_history import append_eval, reset_eval_history
+from yolox.utils.device import DevicePolicy, build_policy
+from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchronize
+from yolox.utils.ema import ModelEMA, unwrap_model
+from yolox.utils.eval_history import read_eval_history, reset_eval_history
 from yolox.utils.logger import build_metric_writer, setup_logger
 from yolox.utils.metric import MeterBuffer, occupy_mem
-from yolox.utils.model_utils import adjust_status, get_model_info
+from yolox.utils.model_utils import get_model_info
 from yolox.utils.progress import terminal_bar
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingOutOfMemory", "RanksOutOfMemory"]
 
-EMA_DECAY = 0.9998
 
-
-class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
-    """Runs one training job of `exp` with the CLI namespace `args` on `policy`'s device.
+class Trainer:
+    """Runs one training job of `exp` with `options` on `policy`'s device.
 
     The trainer owns what it trains: the model (built by `build_model`), its optimizer and EMA. Each evaluation
-    adds a row to `eval_history` (epoch, AP50, AP50:95, best, ...) and leaves its per-image detections in
-    `last_eval_outputs`.
+    adds a row to `eval_history` and leaves its per-image detections in `last_eval_outputs`. Subclasses hook in
+    through upstream's methods (before/after train, epoch and iter, `build_model`).
     """
 
-    def __init__(self, exp, args, policy: DevicePolicy):
+    def __init__(self, exp, options: RunOptions, policy: Optional[DevicePolicy] = None) -> None:
         self.exp = exp
-        self.args = args
-        self.world_size = get_world_size()
-        self.rank = get_rank()
-        self.epoch_bar = None
-        self.local_rank = get_local_rank()
+        self.options = options
+        self.world_size, self.rank, self.local_rank = get_world_size(), get_rank(), get_local_rank()
         self.is_distributed = self.world_size > 1
-        self.policy = policy
-        self.device = policy.device
-        self.eval_history: List[Dict[str, Any]] = []
-        self.last_eval_outputs: Dict[int, dict] = {}
-
-        self.max_epoch = exp.max_epoch
-        self.amp_training = policy.amp_dtype is not None
-        self.scaler = policy.make_grad_scaler()
-        # inputs are cast like upstream only for float16; bfloat16 cannot hold pixel coordinates
-        self.data_type = torch.float16 if policy.amp_dtype == torch.float16 else torch.float32
-        self.use_model_ema = exp.ema
-        self.save_history_ckpt = exp.save_history_ckpt
-        self.batch_size = args.batch_size
-        self.input_size = tuple(exp.input_size)
-        self.best_ap = 0.0
-        self.best_epoch = 0
-        self.train_seconds = 0.0  # time in training iterations, evaluations excluded
-        self.start_epoch = 0
-        self.epoch = 0
-        self.iter = 0
-        self.max_iter = 0
-        self.samples_seen = 0
-        self.mosaic_closed = False
-        self.cache_releases = 0
-        self.oom_recoveries = 0
+        if policy is None:      # an upstream-style exp's get_trainer(self, args) passes none
+            policy = build_policy("auto", local_rank=self.local_rank, world_size=self.world_size)
+        self.use_policy(policy)
+        self.file_name = os.path.join(exp.output_dir, options.experiment_name)
         self.guard = NonFiniteGuard()
-        self.budget: Optional[BudgetRun] = None
-        self.resumed_budget: Dict[str, float] = {}
-        self.stop_requested = False
-        self._resume_state: Dict[str, Any] = {}
-        self._resumed = False
-        self._base_dataset = None
+        self.checkpointer = Checkpointer(self.file_name, self.rank, self.guard, options.trust_ckpt)
         self.meter = MeterBuffer(window_size=exp.print_interval)
-        self.file_name = os.path.join(exp.output_dir, args.experiment_name)
+        self.eval_history: List[Dict[str, Any]] = []
+        self.input_size = tuple(exp.input_size)
+        self.max_epoch = exp.max_epoch
+        self.eval_interval = exp.eval_interval
+        self.start_epoch = self.epoch = self.iter = 0
+        self.train_seconds = 0.0        # time in training iterations, evaluations excluded
+        self.cache_releases = self.oom_recoveries = 0
+        self.stop_requested = False
+        self.clock: Optional[BudgetClock] = None
+        self.epoch_bar = None
         if self.rank == 0:
             os.makedirs(self.file_name, exist_ok=True)
         setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
+
+    def use_policy(self, policy: DevicePolicy) -> None:
+        """Train on `policy`'s device (before train(); yolox.utils.mps_patch hands a built trainer the MPS one)."""
+        self.policy = policy
+        self.device = policy.device
+        self.amp_training = policy.amp_dtype is not None
+        # inputs are cast like upstream only for float16; bfloat16 cannot hold pixel coordinates
+        self.data_type = torch.float16 if policy.amp_dtype == torch.float16 else torch.float32
+        self.scaler = policy.make_grad_scaler()
+
+    # ------------------------------------------------------------------ the parts' state, by upstream's names
+    model = property(lambda self: self.step.model, doc="the model trained (DDP-wrapped under several processes)")
+    optimizer = property(lambda self: self.step.optimizer)
+    ema_model = property(lambda self: self.step.ema, doc="the ModelEMA, None when the exp has ema off")
+    batch_size = property(lambda self: self.stream.batch_size, doc="over all processes")
+    per_rank_batch = property(lambda self: self.stream.per_rank_batch)
+    samples_seen = property(lambda self: self.stream.samples_seen, doc="images this process has consumed")
+    mosaic_closed = property(lambda self: self.stream.mosaic_closed)
+    train_loader = property(lambda self: self.stream.loader)
+    prefetcher = property(lambda self: self.stream.prefetcher)
+    max_iter = property(lambda self: self.stream.iters_per_epoch)
+    progress_in_iter = property(lambda self: self.epoch * self.max_iter + self.iter)
+    evaluator = property(lambda self: self.evaluation.evaluator)
+    best_ap = property(lambda self: self.evaluation.best_ap)
+    best_epoch = property(lambda self: self.evaluation.best_epoch)
+    last_eval_outputs = property(lambda self: self.evaluation.last_outputs, doc="{image id: detections}")
 
     # ------------------------------------------------------------------ lifecycle
     def train(self) -> None:
@@ -122,99 +136,69 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
                 break  # like upstream's for-loop, hooks after the epoch see the last iter index
             self.iter += 1
 
-    @property
-    def progress_in_iter(self) -> int:
-        return self.epoch * self.max_iter + self.iter
-
-    @property
-    def per_rank_batch(self) -> int:
-        return self.batch_size // self.world_size
+    def _run_iter_or_recover(self) -> bool:
+        """One step; on out-of-memory a smaller batch, and False so that the step is retried."""
+        try:
+            self.train_one_iter()
+            return True
+        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are handled
+            if not self.policy.is_oom(error):
+                raise
+            message = first_line(error)
+        self._recover_from_oom(message)
+        return False
 
     def train_one_iter(self) -> None:
         # the named ranges show up in torch.profiler traces (benchmarks/benchmark.py --profile)
         iter_start = time.time()
         with record_function("trainer.data"):
-            inps, targets = self.prefetcher.take()
-            inps = inps.to(self.data_type)
-            targets = targets.to(self.data_type)
-            targets.requires_grad = False
+            inps, targets = self.stream.take()
+            inps, targets = inps.to(self.data_type), targets.to(self.data_type)
             inps, targets = self.exp.preprocess(inps, targets, self.input_size)
             if self.policy.channels_last:
                 inps = inps.contiguous(memory_format=torch.channels_last)
         data_seconds = time.time() - iter_start
-
-        with record_function("trainer.forward_backward"):
-            outputs = self._forward_backward(inps, targets)
-        if self.guard.step_is_finite(outputs["total_loss"], self.model, check_grads=not self.scaler.is_enabled()):
-            self._apply_step()
-        else:
-            self._skip_step()
+        outputs = self.step(inps, targets)
+        self.step.restore_if_needed(where=f"epoch {self.epoch + 1} iter {self.iter + 1}")
         preload_start = time.time()
         with record_function("trainer.data"):
-            self.prefetcher.preload()  # after the step is queued: the device computes while the host prepares
+            self.stream.preload()  # after the step is queued: the device computes while the host prepares
         data_seconds += time.time() - preload_start
+        self.stream.consumed(inps.shape[0])
         lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1) * self.guard.lr_scale
-        for param_group in self.optimizer.param_groups:
-            param_group["lr"] = lr
-        self.samples_seen += inps.shape[0]
-        iter_end = time.time()
-        if self.budget is not None:
-            self.budget.keeper.record_iter(iter_end - iter_start)
-        self.meter.update(iter_time=iter_end - iter_start, data_time=data_seconds, lr=lr,
+        self.step.set_lr(lr)
+        iter_seconds = time.time() - iter_start
+        if self.clock is not None:
+            self.clock.record_step(iter_seconds)
+        self.meter.update(iter_time=iter_seconds, data_time=data_seconds, lr=lr,
                           **{name: value.detach() if torch.is_tensor(value) else value
                              for name, value in outputs.items()})
 
-    def _apply_step(self) -> None:
-        with record_function("trainer.optimizer"):
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        ema = self.ema_model.ema if self.use_model_ema else None
-        if self.use_model_ema:
-            with record_function("trainer.ema"):
-                self.ema_model.update(self.model)
-        self.guard.after_good_step(unwrap_model(self.model), self.optimizer, ema)
-
-    def _skip_step(self) -> None:
-        """A non-finite loss or gradient: no update; several in a row go back to the last good state."""
+    def _recover_from_oom(self, message: str) -> None:
+        """Halve the batch of every process (all ranks run this together) and continue at the same sample."""
+        if self.per_rank_batch <= 1:
+            raise TrainingOutOfMemory(
+                f"Out of memory at batch size {self.batch_size} (input size {self.input_size}): {message}. "
+                "Cannot shrink the batch below one image per process: lower input_size/test_size in the exp "
+                "or use a smaller model.")
         self.optimizer.zero_grad(set_to_none=True)
-        if self.guard.needs_restore():
-            ema = self.ema_model.ema if self.use_model_ema else None
-            self.guard.restore(unwrap_model(self.model), self.optimizer, ema,
-                               where=f"epoch {self.epoch + 1} iter {self.iter + 1}")
+        self.policy.release_cache()
+        old_batch = self.batch_size
+        self.iter = self.stream.shrink(self.epoch_start_samples)
+        self.lr_scheduler = self._lr_scheduler()
+        self.oom_recoveries += 1
+        logger.warning(f"Out of memory at batch size {old_batch} ({message}); continuing at batch size "
+                       f"{self.batch_size} from epoch {self.epoch + 1} iter {self.iter + 1}/{self.max_iter}, "
+                       f"base lr {self.exp.basic_lr_per_img * old_batch:.3e} -> "
+                       f"{self.exp.basic_lr_per_img * self.batch_size:.3e}")
 
-    def _local_forward_backward(self, inps: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
-        """Losses of this process's batch, its gradients left in .grad (scaled when the policy scales)."""
-        with self.policy.autocast():
-            outputs = self.model(inps, targets)
-        self.optimizer.zero_grad()
-        self.scaler.scale(outputs["total_loss"]).backward()
-        return outputs
+    def _lr_scheduler(self):
+        return self.exp.get_lr_scheduler(self.exp.basic_lr_per_img * self.batch_size, self.max_iter)
 
-    def _forward_backward(self, inps: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
-        """Loss and gradients; across processes the gradients are averaged only after every rank has its own.
-
-        DDP all-reduces during backward, so a rank out of memory there would leave the others waiting in that
-        collective. Here all ranks first agree whether any ran out of memory, then all either average or retry
-        together (the cost: gradient communication no longer overlaps backward).
-        """
-        if not self.is_distributed:
-            return self._local_forward_backward(inps, targets)
-        local_error = None
-        try:
-            with self.model.no_sync():
-                outputs = self._local_forward_backward(inps, targets)
-        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are agreed on
-            if not self.policy.is_oom(error):
-                raise
-            local_error = error
-        failed = ranks_where(local_error is not None)
-        if failed:
-            raise RanksOutOfMemory(failed, local_error) from local_error
-        average_gradients(self.model.parameters())
-        return outputs
-
+    # ------------------------------------------------------------------ before training
     def before_train(self) -> None:
-        logger.info(f"args: {self.args}")
+        logger.info(f"options: {self.options}")
+        self.use_policy(self.policy)
         self.exp.label_caps()  # caps left to the data are resolved and logged before the exp table shows them
         self.exp.resolve_device_augment(self.policy.batch_augment, self.policy.reasons["batch_augment"])
         logger.info(f"exp value:\n{self.exp}")
@@ -226,42 +210,29 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         model = self.build_model()
         logger.info(f"Model Summary: {get_model_info(model, self.exp.test_size)}")
         model = self.policy.place_model(model)
-        self.optimizer = call_with_supported(self.exp.get_optimizer, self.batch_size,
-                                             optional={"model": model, "policy": self.policy})
-        model = self.resume_train(model)
-        self.model = model
-
-        self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
-        self.mosaic_closed = self.no_aug
-        self._start_stream()
-        if self._resumed and not self._resume_state:
-            self._align_stream_with_epoch()
+        optimizer = build_optimizer(self.exp, self.options.batch_size, model, self.policy)
+        resume = self.checkpointer.load_weights(self.options, model, optimizer)
+        if resume is not None:
+            self.start_epoch, self.train_seconds = resume.start_epoch, resume.train_seconds
+            if resume.exact:
+                self.input_size = tuple(resume.state.get("input_size", self.input_size))
+        self._start_stream(resume)
+        self.lr_scheduler = self._lr_scheduler()
         logger.info("init prefetcher, this might take one minute or less...")
-        if getattr(self.args, "occupy", False):
+        if self.options.occupy:
             occupy_mem(self.policy)
-        if self.is_distributed:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = DDP(self.model, device_ids=device_ids, broadcast_buffers=False)
-        if self.use_model_ema:
-            self.ema_model = ModelEMA(self.model, getattr(self.exp, "ema_decay", EMA_DECAY),
-                                      ramp_updates=getattr(self.exp, "ema_ramp_updates", RAMP_UPDATES))
-            self._restore_ema()
-        self.model.train()
-        compiled = self.policy.compile_model_parts(unwrap_model(self.model))  # after the EMA copy, which stays eager
-        if compiled:
-            logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
-
-        self.evaluator = call_with_supported(self.exp.get_evaluator, batch_size=self.batch_size,
-                                             is_distributed=self.is_distributed, optional={"policy": self.policy})
-        self.metric_writer = None
+        self._build_step(model, optimizer, resume)
+        evaluator = build_evaluator(self.exp, self.batch_size, self.is_distributed, self.policy)
+        self.evaluation = RunEvaluation(self.exp, evaluator, self.policy, self.file_name, self.rank,
+                                        self.is_distributed, **({"best_ap": resume.best_ap,
+                                                                 "best_epoch": resume.best_epoch} if resume else {}))
+        self.metric_writer = build_metric_writer(self.options.logger, self.file_name) if self.rank == 0 else None
+        if resume is not None and resume.exact and "rng" in resume.state:
+            restore_rng_states(resume.state["rng"], self.policy)
         if self.rank == 0:
-            self.metric_writer = build_metric_writer(getattr(self.args, "logger", "tensorboard"), self.file_name)
-        if "rng" in self._resume_state:
-            restore_rng_states(self._resume_state["rng"], self.policy)
-        if self.rank == 0:
-            reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if self._resumed else 0)
-        self._start_budget()
-        self._evaluate_if_missed()
+            reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if resume else 0)
+        self._start_clock(resume)
+        self._evaluate_if_missed(resume)
         logger.info("Training start...")
         logger.info(f"\n{model}")
 
@@ -269,42 +240,94 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         """The model this run trains, new from the exp (subclasses add to it, e.g. gradient checkpointing)."""
         return self.exp.get_model()
 
+    def _start_stream(self, resume: Optional[ResumePoint]) -> None:
+        exact = resume is not None and resume.exact
+        batch = int(resume.state.get("batch_size", self.options.batch_size)) if exact else self.options.batch_size
+        self.stream = DataStream(self.exp, self.policy, batch, self.world_size, self.options.cache)
+        self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
+        self.stream.start(resume.samples_seen if exact else 0, mosaic_closed=self.no_aug)
+        if resume is not None and not exact and self.start_epoch:
+            # no usable stream position (upstream format, or -e given): continue where an unbroken run of
+            # start_epoch epochs would be
+            self.stream.start(self.start_epoch * self.max_iter * self.per_rank_batch, mosaic_closed=self.no_aug)
+
+    def _build_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, resume: Optional[ResumePoint]) -> None:
+        if self.is_distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DDP(model, device_ids=device_ids, broadcast_buffers=False)
+        ema = None
+        if self.exp.ema:
+            ema = ModelEMA(model, self.exp.ema_decay, ramp_updates=self.exp.ema_ramp_updates)
+            restore_ema(ema, resume, self.max_iter * self.start_epoch)
+        if resume is not None and resume.exact and resume.state.get("scaler"):
+            self.scaler.load_state_dict(resume.state["scaler"])
+        self.step = TrainStep(model, optimizer, self.policy, self.scaler, ema, self.guard, self.is_distributed)
+        model.train()
+        compiled = self.policy.compile_model_parts(unwrap_model(model))  # after the EMA copy, which stays eager
+        if compiled:
+            logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
+
+    def _start_clock(self, resume: Optional[ResumePoint]) -> None:
+        """The budget of `--time`, or of the checkpoint this run resumes; what that run spent counts."""
+        budget = self.options.time_budget_s
+        spent = 0.0
+        if resume is not None and resume.budget:
+            budget = budget or resume.budget.get("time_budget")
+            spent = float(resume.budget.get("time_spent", 0.0))
+        if budget is None:
+            return
+        self.clock = BudgetClock.start(budget, spent, self.exp, self.options.max_epoch_cap)
+        if self.clock.keeper.left() <= 0:
+            self.stop_requested = True
+
+    def _evaluate_if_missed(self, resume: Optional[ResumePoint]) -> None:
+        """A run stopped during an evaluation resumes after that epoch: evaluate it now, as an unbroken run did."""
+        if resume is None or self.start_epoch == 0:
+            return
+        due = (self.start_epoch % self.eval_interval == 0 or self.start_epoch >= self.max_epoch
+               or self.mosaic_closed)
+        if not due or any(row["epoch"] == self.start_epoch for row in read_eval_history(self.file_name)):
+            return
+        logger.info(f"epoch {self.start_epoch} was not evaluated before the run stopped: evaluating it now")
+        self.epoch, self.iter = self.start_epoch - 1, self.max_iter - 1     # where the unbroken run evaluated it
+        self.evaluate_and_save_model()
+        self.epoch, self.iter = self.start_epoch, 0
+
     def after_train(self) -> None:
-        logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
+        if hasattr(self, "evaluation"):
+            logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
         logger.info(f"guard: {self.guard.counts.line()}")
-        self._budget_closing_line()
+        if self.clock is not None:
+            logger.info(self.clock.closing_line())
         if getattr(self, "metric_writer", None) is not None:
             self.metric_writer.close()
 
+    # ------------------------------------------------------------------ epochs and iterations
     def before_epoch(self) -> None:
         logger.info(f"---> start train epoch{self.epoch + 1}")
         # a bar on a terminal; the log lines of _log_progress serve every other output
         self.epoch_bar = terminal_bar(self.max_iter, desc=f"epoch {self.epoch + 1}/{self.max_epoch}") \
             if self.rank == 0 else None
         self.epoch_start_samples = self.samples_seen
-        # upstream closes mosaic one epoch before the last no_aug_epochs (0-based epoch
-        # max_epoch - no_aug_epochs - 1); with 0 that would still close it for the final epoch, which on
-        # THEMIS cost up to 0.1 AP50 there: a schedule that asks for no no-aug epochs gets none
+        # upstream closes mosaic one epoch before the last no_aug_epochs (0-based epoch max_epoch - no_aug_epochs
+        # - 1); with 0 that would still close it for the final epoch, which on THEMIS cost up to 0.1 AP50 there:
+        # a schedule that asks for no no-aug epochs gets none
         switch_epoch = self.exp.no_aug_epochs > 0 and self.epoch + 1 == self.max_epoch - self.exp.no_aug_epochs
         if not (switch_epoch or self.no_aug):
             return
         logger.info("--->No mosaic aug now!")
-        if not self.mosaic_closed:
-            # a fresh loader at the current stream position (not close_mosaic on the old one)
-            # so no batch prefetched with mosaic leaks into this epoch: resuming here is exact
-            self.mosaic_closed = True
-            self._start_stream()
-        if getattr(self.exp, "l1_in_no_aug", True):
+        self.stream.close_mosaic()
+        if self.exp.l1_in_no_aug:
             logger.info("--->Add additional L1 loss now!")
             unwrap_model(self.model).head.use_l1 = True
-        self.exp.eval_interval = 1
+        self.eval_interval = 1
         if not self.no_aug:
             self.save_ckpt(ckpt_name="last_mosaic_epoch")
 
     def after_epoch(self) -> None:
         if self.epoch_bar is not None:
             self.epoch_bar.close()
-        skipped = self.skipped_images()
+        skipped = self.stream.skipped_images()
         if skipped:
             logger.warning(f"epoch {self.epoch + 1}: {len(skipped)} training image(s) unreadable since the dataset "
                            f"check were skipped: {', '.join(skipped[:20])}")
@@ -312,12 +335,12 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         # the checkpoint rank 0 writes is then every rank's state, so a resumed multi-process run is exact,
         # and all ranks evaluate one model
         all_reduce_norm(self.model)
-        if self.use_model_ema:
+        if self.ema_model is not None:
             all_reduce_norm(self.ema_model.ema)
-        self.save_ckpt(ckpt_name="latest")
+        self.save_ckpt(ckpt_name=LATEST)
         # the last epoch (also one the time budget ends) is always evaluated: the final figure must not be older
         last = self.epoch + 1 == self.max_epoch or self.stop_requested
-        if (self.epoch + 1) % self.exp.eval_interval == 0 or last:
+        if (self.epoch + 1) % self.eval_interval == 0 or last:
             self.evaluate_and_save_model()
 
     def before_iter(self) -> None:
@@ -334,65 +357,65 @@ class Trainer(StreamSteps, CheckpointSteps, BudgetSteps):
         if every and (self.progress_in_iter + 1) % every == 0:
             self.policy.release_cache()
             self.cache_releases += 1
-        self._budget_after_iter()
+        if self.clock is not None and not self.stop_requested:
+            self._follow_clock()
+
+    def _follow_clock(self) -> None:
+        plan, self.stop_requested = self.clock.after_iter(self.epoch, self.iter, self.max_iter, self.progress_in_iter,
+                                                          self.max_epoch, self.evaluation.batches)
+        if plan is not None:
+            self.clock.apply(plan, self.exp, self.max_iter, self.ema_model)
+            self.max_epoch, self.eval_interval = self.exp.max_epoch, self.exp.eval_interval
+            self.lr_scheduler = self._lr_scheduler()
 
     def _log_progress(self) -> None:
         left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
-        eta_seconds = self.meter["iter_time"].global_avg * left_iters
-        eta_str = f"ETA: {datetime.timedelta(seconds=int(eta_seconds))}"
-        progress_str = f"epoch: {self.epoch + 1}/{self.max_epoch}, iter: {self.iter + 1}/{self.max_iter}"
-        time_str = ", ".join(f"{k}: {v.avg:.3f}s" for k, v in self.meter.get_filtered_meter("time").items())
-        losses = {k: v.latest for k, v in self.meter.get_filtered_meter("loss").items()}
-        loss_str = ", ".join(f"{k}: {v:.1f}" for k, v in losses.items())
-        lr = self.meter["lr"].latest
-        img_per_s = self.per_rank_batch * self.world_size / max(self.meter["iter_time"].avg, 1e-9)
-        skipped = self.skipped_images()
-        skipped_str = f", skipped images: {len(skipped)}" if skipped else ""
-        if self.guard.counts.skipped_steps:
-            skipped_str += f", {self.guard.counts.line()}"
-        logger.info(f"{progress_str}, {self.policy.memory_line()}, {time_str}, {loss_str}, lr: {lr:.3e}"
-                    f", size: {self.input_size[0]:d}, {img_per_s:.1f} img/s{skipped_str}, {eta_str}")
+        skipped = len(self.stream.skipped_images())
+        line, losses, lr = progress_line(self.meter, self.epoch, self.max_epoch, self.iter, self.max_iter,
+                                         left_iters, self.batch_size, self.input_size[0],
+                                         self.policy.memory_line(), skipped, self.guard)
+        logger.info(line)
         if self.metric_writer is not None:
-            scalars = {"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}}
-            self.metric_writer.add_scalars(scalars, self.progress_in_iter)
+            self.metric_writer.add_scalars({"train/lr": lr, **{f"train/{k}": v for k, v in losses.items()}},
+                                           self.progress_in_iter)
         self.meter.clear_meters()
 
+    # ------------------------------------------------------------------ evaluation and checkpoints
     def evaluate_and_save_model(self) -> None:
-        eval_model = self.ema_model.ema if self.use_model_ema else unwrap_model(self.model)
-        started = time.time()
-        with adjust_status(eval_model, training=False):
-            cpu_check = cross_check_first_batch(eval_model, self.evaluator.dataloader, self.policy) \
-                if self.rank == 0 else None
-            (ap50_95, ap50, summary), self.last_eval_outputs = call_with_supported(
-                self.exp.eval, eval_model, self.evaluator, self.is_distributed, return_outputs=True,
-                optional={"policy": self.policy})
-        # unlike upstream, the first evaluation also writes best_ckpt.pth when AP is still 0, so
-        # tools/eval.py and demo.py find their default checkpoint after any evaluated run
-        first_best = not os.path.exists(os.path.join(self.file_name, "best_ckpt.pth"))
-        update_best = ap50_95 > self.best_ap or first_best
-        self.best_ap = max(self.best_ap, ap50_95)
-        if update_best:
-            self.best_epoch = self.epoch + 1
-        if self.rank == 0:
-            if self.metric_writer is not None:
-                self.metric_writer.add_scalars({"val/COCOAP50": ap50, "val/COCOAP50_95": ap50_95}, self.epoch + 1)
-            logger.info("\n" + str(summary))
-        if cpu_check is not None and not cpu_check["agree"]:
-            logger.warning(f"evaluation on {self.policy.device} disagrees with the CPU on the first batch: boxes "
-                           f"differ by up to {cpu_check['max_box_diff_px']} px (tolerance "
-                           f"{cpu_check['box_tolerance_px']}), scores by {cpu_check['max_score_diff']} (tolerance "
-                           f"{cpu_check['score_tolerance']}); run tools/check_device.py")
-        if self.budget is not None:
-            self.budget.keeper.record_eval(time.time() - started)
+        eval_model = self.ema_model.ema if self.ema_model is not None else unwrap_model(self.model)
+        progress = {"no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
+                    "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
+        row = self.evaluation.run(eval_model, self.epoch + 1, progress)
+        if self.rank == 0 and self.metric_writer is not None:
+            self.metric_writer.add_scalars({"val/COCOAP50": row["AP50"], "val/COCOAP50_95": row["AP50:95"]},
+                                           self.epoch + 1)
+        if self.clock is not None:
+            self.clock.record_eval(self.evaluation.last_seconds)
         synchronize()
-        self.save_ckpt("last_epoch", update_best, ap=ap50_95)
-        row = {"epoch": self.epoch + 1, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(update_best),
-               "no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
-               "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
-        if cpu_check is not None:
-            row["cpu_cross_check"] = cpu_check
+        self.save_ckpt("last_epoch", row["best"], ap=row["AP50:95"])
+        self.evaluation.record(row)
         self.eval_history.append(row)
+        if self.exp.save_history_ckpt:
+            self.save_ckpt(f"epoch_{self.epoch + 1}", ap=row["AP50:95"])
+
+    def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
+        """Write `<ckpt_name>_ckpt.pth` (rank 0 only); weights holding NaN or inf are refused and counted."""
         if self.rank == 0:
-            append_eval(self.file_name, row)
-        if self.save_history_ckpt:
-            self.save_ckpt(f"epoch_{self.epoch + 1}", ap=ap50_95)
+            self.checkpointer.save(ckpt_name, self.training_state(ap), best=update_best_ckpt)
+
+    def training_state(self, ap: Optional[float]) -> Dict[str, Any]:
+        """Upstream's checkpoint keys, and what an exact resume needs beyond them."""
+        live_model = unwrap_model(self.model)
+        state: Dict[str, Any] = {"start_epoch": self.epoch + 1}
+        if self.ema_model is not None:
+            state.update(model=self.ema_model.ema.state_dict(), train_model=live_model.state_dict(),
+                         ema_updates=self.ema_model.updates)
+        else:
+            state["model"] = live_model.state_dict()
+        state.update(optimizer=self.optimizer.state_dict(), curr_ap=ap, train_seconds=self.train_seconds,
+                     samples_seen=self.samples_seen, iteration=self.progress_in_iter + 1, batch_size=self.batch_size,
+                     input_size=list(self.input_size), scaler=self.scaler.state_dict(), rng=rng_states(self.policy),
+                     **self.evaluation.best_state())
+        if self.clock is not None:
+            state.update(self.clock.checkpoint_fields())
+        return state

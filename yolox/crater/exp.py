@@ -11,6 +11,7 @@ import torch
 from loguru import logger
 from torch import nn
 
+from yolox.crater.trainer import CraterTrainer
 from yolox.crater.transforms import DihedralTransform, ScaleJitterTransform
 from yolox.data.datasets import count_classes
 from yolox.exp import Exp
@@ -67,6 +68,12 @@ class CraterExp(Exp):
         # evaluation keeps no activations for backward: None means twice the training batch
         self.eval_batch_size: Optional[int] = None
 
+        # the crater planner (yolox-train-craters): the synthetic set it generates where data_dir is empty
+        # (yolox.crater.synthetic.generate_synthetic_craters arguments), and whether its from-scratch or
+        # fine-tuning recipe may change this exp's schedule (False: the exp's own, as written)
+        self.synthetic_data = dict(num_train=400, num_val=80, img_size=416)
+        self.scratch_recipe = True
+
     def get_model(self) -> nn.Module:
         """A new detector, num_classes taken from the data when the data folder exists; checkpointed
         backbone and neck when grad_ckpt is set."""
@@ -80,6 +87,10 @@ class CraterExp(Exp):
         init_yolox(model)
         model.head.center_radius = float(self.center_radius)
         return model.train()
+
+    def get_trainer(self, options, policy: Optional[DevicePolicy] = None) -> CraterTrainer:
+        """The crater trainer: the base trainer plus the loss curve, throughput lines and plots."""
+        return CraterTrainer(self, options, policy)
 
     def get_optimizer(self, batch_size: int, model: Optional[nn.Module] = None,
                       policy: Optional[DevicePolicy] = None) -> torch.optim.Optimizer:

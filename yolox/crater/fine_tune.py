@@ -7,7 +7,7 @@ the EMA) to the budget once the step is timed.
 """
 from typing import Dict, Set
 
-from yolox.core.budget_schedule import fitted_ema
+from yolox.core.budget import fitted_ema
 from yolox.crater.recipe import iterations_per_epoch
 
 __all__ = ["FINE_TUNE_WARMUP_EPOCHS", "apply_fine_tune_model", "apply_fine_tune_schedule"]

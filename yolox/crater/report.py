@@ -81,6 +81,21 @@ def save_plots(run_dir: str, title: str, loss_history: List[dict], eval_rows: Li
     return written
 
 
+def crater_figures(run_dir: str, trainer, max_epoch: int, batch: int, wall_seconds: float) -> dict:
+    """What a crater run returns: rank 0's figures when it trained in this process (best and final AP, the
+    plots), and the run summary when evaluations were recorded."""
+    figures: dict = {}
+    if trainer is not None and trainer.rank == 0:
+        figures = {"best_AP50_95": trainer.best_ap, "best_epoch": trainer.best_epoch,
+                   "plots": list(getattr(trainer, "plots", []))}
+        if trainer.eval_history:
+            figures.update(AP50=trainer.eval_history[-1]["AP50"], AP50_95=trainer.eval_history[-1]["AP50:95"])
+    summary = report_run(run_dir, max_epoch, batch, wall_seconds)
+    if summary:
+        figures["summary"] = summary
+    return figures
+
+
 def report_run(run_dir: str, max_epoch: int, batch: int, wall_seconds: float) -> Optional[dict]:
     """Closing lines (best and final AP, their epochs and checkpoints) and run_summary.json; None without evaluations."""
     rows = read_eval_history(run_dir)

@@ -1,18 +1,21 @@
-"""CraterTrainer: the Trainer plus what the end-of-run plots and the epoch log need."""
+"""CraterTrainer: the Trainer plus the loss curve, each epoch's throughput line, and the plots at the end."""
 import time
 from typing import List
 
 from loguru import logger
 
 from yolox.core import Trainer
+from yolox.crater.report import save_plots
 
 
 class CraterTrainer(Trainer):
-    """Keeps the loss of every iteration for the curves and logs each epoch's throughput and memory."""
+    """Keeps the loss of every iteration for the curves, logs each epoch's throughput and memory, and draws the
+    loss/AP curves and a grid of predictions in the run folder when training ends (rank 0)."""
 
-    def __init__(self, exp, args, policy) -> None:
-        super().__init__(exp, args, policy)
+    def __init__(self, exp, options, policy=None) -> None:
+        super().__init__(exp, options, policy)
         self.loss_history: List[dict] = []
+        self.plots: List[str] = []
 
     def before_epoch(self) -> None:
         self.epoch_started = (time.time(), self.samples_seen)
@@ -30,3 +33,12 @@ class CraterTrainer(Trainer):
         logger.info(f"epoch {self.epoch + 1}/{self.max_epoch}: {img_per_s:.1f} img/s, batch {self.batch_size}, "
                     f"{self.policy.memory_line()}")
         super().after_epoch()
+
+    def after_train(self) -> None:
+        super().after_train()
+        if self.rank != 0 or not self.eval_history:
+            return
+        self.plots = save_plots(self.file_name, self.exp.exp_name, self.loss_history, self.eval_history,
+                                self.last_eval_outputs, self.evaluator.dataloader.dataset)
+        for path in self.plots:
+            logger.info(f"wrote {path}")

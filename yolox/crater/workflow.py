@@ -1,31 +1,35 @@
-"""The crater workflow: build the exp, ensure data, choose the batch, log the plan, train, report.
+"""The crater planner: data and a time budget in, `(exp, options)` and the plan's report out; it trains nothing.
 
-`run_crater(args, policy)` takes the flags of tools/train_crater_device_aware.py. The device policy is
-built once per process (by the caller, or here from the flags) and handed to what needs it.
+`plan_crater_run(args)` takes the flags of tools/train_crater_device_aware.py: it builds the exp, generates the
+synthetic set where there is no data, measures the batch, applies the from-scratch or fine-tuning recipe and
+logs the plan. `yolox.core.run.train` then runs it, as it runs every training.
 """
+import argparse
+import functools
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from loguru import logger
 
 import yolox.exp.crater
 
-from yolox.cli.flags import policy_from_args, time_epoch_cap
-from yolox.core import launch
+from yolox.cli.flags import options_from_args, policy_from_args
+from yolox.core.options import RunOptions
+from yolox.core.run import process_count
 from yolox.crater.completeness import completeness_warning
+from yolox.crater.exp import CraterExp
 from yolox.crater.fine_tune import apply_fine_tune_model, apply_fine_tune_schedule
 from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
-from yolox.crater.report import log_plan, report_run, save_plots
+from yolox.crater.report import log_plan
 from yolox.crater.synthetic import generate_synthetic_craters
-from yolox.crater.trainer import CraterTrainer
 from yolox.data.datasets import load_split_as_coco
 from yolox.diagnostics.device_check.before_training import checked_policy
 from yolox.exp import check_exp_value, get_exp
 from yolox.utils.autobatch import BatchDecision, autobatch
-from yolox.utils.device import device_count
-from yolox.utils.dist import get_local_rank, get_rank, get_world_size
+from yolox.utils.device import DevicePolicy
 from yolox.utils.logger import setup_logger
 from yolox.utils.user_errors import UserError
 
@@ -36,10 +40,8 @@ SCRATCH_EXPS = {size: EXPS_DIR / f"yolox_{size}_crater.py" for size in ("s", "m"
 DEMO_EXP = EXPS_DIR / "yolox_nano_crater_demo.py"
 DEFAULT_DATA_DIR = os.path.join("datasets", "craters")
 SYNTHETIC_SEED = 0
-# the synthetic set generated where the data folder is empty, unless the exp's `synthetic_data` says otherwise
+# the synthetic set generated where the data folder is empty, for exps that are no CraterExp (which say it)
 SYNTHETIC_SIZES = dict(num_train=400, num_val=80, img_size=416)
-# -b auto's upper bound unless --max-batch or the exp's `max_batch` says otherwise
-DEFAULT_MAX_BATCH = 64
 WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{name}"
 
 
@@ -129,7 +131,7 @@ def ensure_data(exp, data_dir_given: bool) -> None:
     if data_dir_given:
         raise CraterSetupError(f"--data-dir {exp.data_dir} not found: give a folder in COCO, YOLO-txt or crater "
                                "CSV layout (see README 'Bringing your own crater data')")
-    sizes = getattr(exp, "synthetic_data", SYNTHETIC_SIZES)
+    sizes = exp.synthetic_data if isinstance(exp, CraterExp) else SYNTHETIC_SIZES
     logger.warning(f"no crater data at {exp.data_dir}: generating a synthetic crater set there (seed "
                    f"{SYNTHETIC_SEED}, {sizes['num_train']} train / {sizes['num_val']} val images of "
                    f"{sizes['img_size']} px); put your own data there, or pass --data-dir, to train on real craters")
@@ -158,7 +160,7 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
     if requested is not None and requested % world_size:
         raise CraterSetupError(f"-b {requested} with -d {world_size}: give a multiple of {world_size} so every "
                                "GPU gets the same batch (or -b auto)")
-    max_batch = args.max_batch or getattr(exp, "max_batch", DEFAULT_MAX_BATCH)
+    max_batch = args.max_batch or exp.max_batch
     boxes, train_images = label_stats
     # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
     step_cap = max(1, train_images // 8)
@@ -172,43 +174,13 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
     return decision.batch_size * world_size, decision
 
 
-def process_count(args, policy) -> int:
-    """Training processes: -d on CUDA with a distributed backend (at most the GPUs visible), else one."""
-    if not args.devices or args.devices <= 1:
-        return 1
-    if policy.kind == "cuda" and policy.dist_backend:
-        return min(args.devices, device_count("cuda"))
-    logger.warning(f"-d {args.devices} ignored: one process on {policy.kind} ({policy.reasons['dist_backend']})")
-    return 1
-
-
-def run_training(exp, args, policy=None) -> dict:
-    """Train in this process (one process per GPU under -d, each building its policy); rank 0's figures."""
-    if policy is None:
-        policy = policy_from_args(args, local_rank=get_local_rank(), world_size=get_world_size())
-    if exp.seed is not None:
-        policy.seed_everything(int(exp.seed))     # the trainer builds the model next: the same initial weights
-    trainer = CraterTrainer(exp, args, policy)
-    trainer.train()
-    if get_rank() != 0:
-        return {}
-    figures = {"best_AP50_95": trainer.best_ap, "best_epoch": trainer.best_epoch}
-    evaluations = trainer.eval_history
-    if evaluations:
-        figures.update(AP50=evaluations[-1]["AP50"], AP50_95=evaluations[-1]["AP50:95"])
-    figures["plots"] = save_plots(trainer.file_name, exp.exp_name, trainer.loss_history, evaluations,
-                                  trainer.last_eval_outputs, trainer.evaluator.dataloader.dataset)
-    for path in figures["plots"]:
-        logger.info(f"wrote {path}")
-    return figures
-
-
-def plan_run(exp, args, policy, world_size: int, label_stats: Tuple[int, int], exp_reason: str
-             ) -> Tuple[int, BatchDecision, List[str]]:
+def plan_recipe(exp, args, policy, world_size: int, label_stats: Tuple[int, int], exp_reason: str
+                ) -> Tuple[int, BatchDecision, List[str]]:
     """The recipe (from-scratch or fine-tuning plan unless `--recipe exp`) and the batch; (batch, decision,
     the plan's recipe lines). Model choices come before the batch probe builds a model, the schedule after."""
     overridden = opts_keys(args.opts)
-    planned = getattr(args, "recipe", "auto") == "auto" and getattr(exp, "scratch_recipe", True)
+    own_schedule = isinstance(exp, CraterExp) and not exp.scratch_recipe
+    planned = args.recipe == "auto" and not own_schedule
     scratch = planned and wants_scratch_plan(args)
     fine_tune = planned and args.ckpt is not None and not args.resume and not args.demo
     reasons = {"model": exp_reason}
@@ -217,12 +189,10 @@ def plan_run(exp, args, policy, world_size: int, label_stats: Tuple[int, int], e
     if fine_tune:
         reasons.update(apply_fine_tune_model(exp, overridden))
     batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
-    args.batch_size = batch
     if scratch:
         reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
     if fine_tune:
         reasons.update(apply_fine_tune_schedule(exp, batch, label_stats[1], overridden))
-    args.time_max_epoch = time_epoch_cap(args, exp)
     model_line = f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"
     return batch, decision, [model_line, *recipe_lines(exp, overridden, reasons)]
 
@@ -234,44 +204,49 @@ def completeness_warning_for(exp) -> Optional[str]:
     if not images or "catalogue_min_diameter_px" not in data.get("info", {}):
         return None
     tile = max(images[0]["width"], images[0]["height"])
-    sizes = [32 * k for k in exp.random_size] if getattr(exp, "random_size", None) else [exp.input_size[0]] * 2
+    sizes = [32 * k for k in exp.random_size] if exp.random_size is not None else [exp.input_size[0]] * 2
     jitter = tuple(exp.mosaic_scale) if exp.mosaic_prob > 0 else (1.0, 1.0)
     return completeness_warning(data["info"], (min(sizes) / tile * jitter[0], max(sizes) / tile * jitter[1]))
 
 
-def run_crater(args, policy=None) -> dict:
-    """The whole crater run from the parsed flags; `policy` replaces the one built from them (tests simulate
-    MPS this way). Returns rank 0's figures and, when evaluations were recorded, the run summary."""
-    args.ckpt = resolve_ckpt(args.ckpt, args.resume)
+@dataclass(frozen=True)
+class CraterPlan:
+    """What the planner hands to `yolox.core.run.train`, and what the report needs afterwards."""
+
+    exp: object
+    options: RunOptions
+    policy: DevicePolicy
+    rank_policy: Callable[..., DevicePolicy]    # each worker process's own policy, under -d
+    batch: BatchDecision
+    processes: int
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.exp.output_dir, self.options.experiment_name)
+
+
+def plan_crater_run(args, policy: Optional[DevicePolicy] = None) -> CraterPlan:
+    """The crater run the parsed flags describe, planned and logged; `policy` replaces the one built from the
+    flags (tests simulate MPS this way). Nothing is trained here."""
+    args = argparse.Namespace(**{**vars(args), "ckpt": resolve_ckpt(args.ckpt, args.resume)})
     exp, exp_reason = build_exp(args)
-    args.experiment_name = args.experiment_name or exp.exp_name
-    run_dir = os.path.join(exp.output_dir, args.experiment_name)
+    run_dir = os.path.join(exp.output_dir, args.experiment_name or exp.exp_name)
     os.makedirs(run_dir, exist_ok=True)
     setup_logger(run_dir, distributed_rank=0, filename="train_log.txt", mode="a")
     ensure_data(exp, data_dir_given=args.data_dir is not None)
 
+    rank_policy = functools.partial(policy_from_args, args, deterministic=args.deterministic)
     if policy is None:
-        policy = checked_policy(lambda: policy_from_args(args, world_size=args.devices or 1))
-    world_size = process_count(args, policy)
+        policy = checked_policy(lambda: rank_policy(world_size=args.devices or 1))
+    processes = process_count(args.devices, policy, args.dist_backend)
     if exp.seed is not None:
         policy.seed_everything(int(exp.seed))     # the batch probe builds a model: the same one on every run
     exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
     label_stats = train_label_stats(exp)
-    batch, decision, recipe = plan_run(exp, args, policy, world_size, label_stats, exp_reason)
-    log_plan(policy, batch, decision, exp, world_size, recipe)
+    batch, decision, recipe = plan_recipe(exp, args, policy, processes, label_stats, exp_reason)
+    log_plan(policy, batch, decision, exp, processes, recipe)
     warning = completeness_warning_for(exp)
     if warning:
         logger.warning(warning)
-
-    started = time.time()
-    if world_size > 1:
-        policy.release_cache()
-        launch(run_training, world_size, backend=args.dist_backend or policy.dist_backend,
-               dist_url=args.dist_url or "auto", args=(exp, args))
-        figures = {}
-    else:
-        figures = run_training(exp, args, policy)
-    summary = report_run(run_dir, exp.max_epoch, batch, time.time() - started)
-    if summary:
-        figures.update(summary=summary)
-    return figures
+    options = options_from_args(args, exp, batch)
+    return CraterPlan(exp, options, policy, rank_policy, decision, processes)

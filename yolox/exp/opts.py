@@ -1,8 +1,7 @@
 """Typed conversion of command-line `KEY VALUE` overrides onto an experiment's attributes."""
 import ast
-from typing import Any, Sequence
-
-from loguru import logger
+import difflib
+from typing import Any, List, Sequence
 
 from yolox.utils.user_errors import UserError
 
@@ -76,25 +75,44 @@ def convert_opt(key: str, current: Any, text: Any) -> Any:
     return _cast_like(key, current, text)
 
 
+def _looks_like_flag(token: str) -> bool:
+    """A command-line flag (-c, --ckpt), not a negative number given as a value."""
+    if not token.startswith("-") or token == "-":
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
+def _settable(target: Any) -> List[str]:
+    """The data attributes of `target` a KEY may name (methods are not)."""
+    return [name for name in dir(target) if not name.startswith("_") and not callable(getattr(target, name, None))]
+
+
+def _unknown_key_error(target: Any, key: str) -> OptsError:
+    close = difflib.get_close_matches(key, _settable(target), n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; declare it in your exp's __init__ to add a field of your own"
+    return OptsError(f"{key} is not an exp field{hint}")
+
+
 def apply_opts(target: Any, cfg_list: Sequence[Any]) -> None:
-    """Set `KEY VALUE` pairs on `target`; keys that are not data attributes are skipped with one warning."""
-    if len(cfg_list) % 2 != 0:
-        raise OptsError(
-            f"opts must be KEY VALUE pairs, got an odd count ({len(cfg_list)}): {list(cfg_list)}"
-        )
-    flags = [str(item) for item in cfg_list if str(item).startswith("--")]
+    """Set `KEY VALUE` pairs on `target`, each converted to the type of the current value.
+
+    A KEY must name a data attribute of the exp (a field users add in their own exp counts); a flag after the
+    first pair is an error rather than a silently ignored value.
+    """
+    tokens = [str(item) for item in cfg_list]
+    flags = [token for token in tokens if _looks_like_flag(token)]
     if flags:
         raise OptsError(f"{flags[0]} comes after the KEY VALUE overrides, where it would be read as one: put the "
                         "command's flags before the first KEY VALUE pair")
-    unknown = []
+    if len(cfg_list) % 2 != 0:
+        raise OptsError(f"opts must be KEY VALUE pairs, got an odd count ({len(cfg_list)}): {tokens}")
     for key, text in zip(cfg_list[0::2], cfg_list[1::2]):
         current = getattr(target, key, _MISSING)
         if current is _MISSING or callable(current):
-            # wandb-* pairs are read by the wandb logger, not the experiment.
-            if not str(key).startswith("wandb-"):
-                unknown.append(key)
-            continue
-        setattr(target, key, convert_opt(key, current, text))
-    if unknown:
-        logger.warning(f"opts: ignored keys that are not attributes of {type(target).__name__}: {unknown}")
-
+            raise _unknown_key_error(target, str(key))
+    for key, text in zip(cfg_list[0::2], cfg_list[1::2]):
+        setattr(target, key, convert_opt(key, getattr(target, key), text))

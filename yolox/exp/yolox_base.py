@@ -22,7 +22,7 @@ from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
 from yolox.evaluators import COCOEvaluator
 from yolox.exp.base_exp import BaseExp
 from yolox.models.build import build_yolox, init_yolox
-from yolox.utils.compat import call_with_supported
+from yolox.utils.compat import accepts_keyword
 from yolox.utils.device import DevicePolicy
 from yolox.utils.dist import broadcast_object, get_world_size, wait_for_the_master
 from yolox.utils.ema import RAMP_UPDATES
@@ -53,6 +53,8 @@ class Exp(BaseExp):
         self.input_size = (640, 640)  # (height, width)
         # multiscale half-range in units of 32 px, used when random_size is not set
         self.multiscale_range = 5
+        # (low, high) multiscale training sizes in units of 32 px; None: input_size +- multiscale_range
+        self.random_size: Optional[Tuple[int, int]] = None
         self.data_dir = None
         self.train_ann = "instances_train2017.json"
         self.val_ann = "instances_val2017.json"
@@ -89,6 +91,10 @@ class Exp(BaseExp):
         self.print_interval = 10
         self.eval_interval = 10
         self.save_history_ckpt = True
+        # True: a --time plan also fits the EMA's averaging window to the planned run (the fine-tuning plan sets it)
+        self.ema_fit_to_schedule = False
+        # -b auto (yolox-train-craters): the largest total batch the memory probe may choose
+        self.max_batch = 64
         self.exp_name = exp_name_of(__file__)
 
         # testing
@@ -117,16 +123,20 @@ class Exp(BaseExp):
 
     # ------------------------------------------------------------------- data
     def label_cap(self, name: str) -> int:
-        """exp.max_labels or exp.eval_max_dets; None is resolved from the densest image, once. Logged with why."""
-        reasons = self.__dict__.setdefault("_label_cap_reasons", {})
-        if name not in reasons:
-            value, reasons[name] = resolve_cap(
-                name, getattr(self, name),
-                lambda split: densest_image_boxes(self.resolved_data_dir(), split, self.data_format),
-                images_per_sample(self.mosaic_prob, self.enable_mixup, self.mixup_prob))
-            setattr(self, name, value)
-            logger.info(f"label caps: {name} = {value}  ({reasons[name]})")
+        """exp.max_labels or exp.eval_max_dets; None is resolved from the densest image when first needed (the
+        field then holds the value) and logged with why."""
+        if getattr(self, name) is None:
+            self._log_cap(name, *self._resolved_cap(name))
         return getattr(self, name)
+
+    def _resolved_cap(self, name: str) -> Tuple[int, str]:
+        return resolve_cap(name, getattr(self, name),
+                           lambda split: densest_image_boxes(self.resolved_data_dir(), split, self.data_format),
+                           images_per_sample(self.mosaic_prob, self.enable_mixup, self.mixup_prob))
+
+    def _log_cap(self, name: str, value: int, reason: str) -> None:
+        setattr(self, name, value)
+        logger.info(f"label caps: {name} = {value}  ({reason})")
 
     def device_augment_default(self, policy_choice: bool, policy_reason: str) -> Tuple[bool, str]:
         """(device_augment, why) when neither the exp nor the command line sets it: the device policy's."""
@@ -142,8 +152,10 @@ class Exp(BaseExp):
         return self.device_augment
 
     def label_caps(self) -> Dict[str, int]:
-        """Both caps, resolved (see label_cap)."""
-        return {name: self.label_cap(name) for name in CAP_NAMES}
+        """Both caps, resolved (see label_cap), each logged with where its value came from."""
+        for name in CAP_NAMES:
+            self._log_cap(name, *self._resolved_cap(name))
+        return {name: getattr(self, name) for name in CAP_NAMES}
 
     def resolved_data_dir(self) -> str:
         return self.data_dir if self.data_dir is not None else os.path.join(get_yolox_datadir(), "COCO")
@@ -174,27 +186,28 @@ class Exp(BaseExp):
 
     def get_data_loader(self, batch_size: int, is_distributed: bool, no_aug: bool = False,
                         cache_img: Optional[str] = None, start: int = 0, policy: Optional[DevicePolicy] = None):
-        """Infinite mosaic loader of per-rank batches; `start` = samples of the stream already consumed."""
+        """Infinite mosaic loader of per-rank batches; `start` = samples of the stream already consumed.
+
+        `self.dataset` holds the training images (built on first use; `--cache` builds it cached beforehand);
+        each loader wraps them anew for mosaic or device augmentation, so a rebuilt loader never wraps a wrapper.
+        """
         if self.dataset is None:
             if cache_img is not None:
-                raise ValueError("cache_img needs exp.dataset built beforehand (the train CLI does this with --cache)")
+                raise ValueError("cache_img needs exp.dataset built beforehand (yolox.core.run.train does this for "
+                                 "--cache)")
             with wait_for_the_master():
                 self.dataset = self.get_dataset(cache=False)
-
-        # A loader rebuilt later (closing mosaic, a smaller batch) wraps the same images again, not the mosaic.
-        wrapped = isinstance(self.dataset, (MosaicDetection, ReadCropDataset))
-        images = self.dataset._dataset if wrapped else self.dataset
-        self.dataset = self.train_items(images, no_aug)
+        items = self.train_items(self.dataset, no_aug)
         if is_distributed:
             batch_size = batch_size // get_world_size()
 
-        sampler = InfiniteSampler(len(self.dataset), seed=self.seed if self.seed else 0, start=start)
+        sampler = InfiniteSampler(len(items), seed=self.seed if self.seed else 0, start=start)
         batch_sampler = YoloBatchSampler(sampler=sampler, batch_size=batch_size, drop_last=False,
                                          mosaic=not no_aug, seed=self.seed)
         extra = {}
         if self.device_augment:
             extra = {"collate_fn": collate_read_crop, "batch_transform": BatchAugment(self.batch_augment_config())}
-        return TrainDataLoader(self.dataset, batch_sampler=batch_sampler, worker_init_fn=worker_init_reset_seed,
+        return TrainDataLoader(items, batch_sampler=batch_sampler, worker_init_fn=worker_init_reset_seed,
                                **extra, **self.loader_kwargs(policy))
 
     def train_items(self, images, no_aug: bool):
@@ -231,14 +244,18 @@ class Exp(BaseExp):
         size = None
         if rank == 0:
             size_factor = self.input_size[1] / self.input_size[0]
-            if not hasattr(self, "random_size"):
-                base = int(self.input_size[0] / 32)
-                self.random_size = (base - self.multiscale_range, base + self.multiscale_range)
-            k = random.randint(*self.random_size)
+            k = random.randint(*self.multiscale_bounds())
             size = (32 * k, 32 * int(k * size_factor))
         if is_distributed:
             size = broadcast_object(size, src=0)
         return int(size[0]), int(size[1])
+
+    def multiscale_bounds(self) -> Tuple[int, int]:
+        """(low, high) training sizes in units of 32 px: random_size, else input_size +- multiscale_range."""
+        if self.random_size is not None:
+            return int(self.random_size[0]), int(self.random_size[1])
+        base = int(self.input_size[0] / 32)
+        return base - self.multiscale_range, base + self.multiscale_range
 
     def preprocess(self, inputs: torch.Tensor, targets: torch.Tensor, tsize: Tuple[int, int]):
         """Resize a batch to tsize (bilinear) and rescale its (class, cx, cy, w, h) targets to match."""
@@ -268,11 +285,13 @@ class Exp(BaseExp):
         return optimizer
 
     def optimized_model(self, model: Optional[nn.Module]) -> nn.Module:
-        """`model`, else the one an upstream-style get_model cached on the exp."""
+        """`model`, else `self.model`: the model of the run, which the trainer sets before it calls an
+        upstream-style get_optimizer(batch_size) (and which an upstream-style get_model caches)."""
         if model is not None:
             return model
         if "model" not in self.__dict__:
-            raise TypeError("get_optimizer needs the model it optimizes: get_optimizer(batch_size, model=model)")
+            raise TypeError("get_optimizer needs the model it optimizes: get_optimizer(batch_size, model=model), "
+                            "or set exp.model first")
         return self.model
 
     def optimizer_options(self, policy: Optional[DevicePolicy] = None) -> dict:
@@ -292,8 +311,9 @@ class Exp(BaseExp):
             **kwargs,
         )
 
-    def get_trainer(self, args, policy: DevicePolicy) -> Trainer:
-        return Trainer(self, args, policy)
+    def get_trainer(self, options, policy: Optional[DevicePolicy] = None) -> Trainer:
+        """The trainer of a run with these RunOptions (yolox.core.options) on `policy`'s device."""
+        return Trainer(self, options, policy)
 
     # ------------------------------------------------------------ evaluation
     def get_eval_dataset(self, **kwargs):
@@ -318,8 +338,9 @@ class Exp(BaseExp):
 
     def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False,
                       policy: Optional[DevicePolicy] = None):
-        loader = call_with_supported(self.get_eval_loader, batch_size, is_distributed, testdev=testdev,
-                                     legacy=legacy, optional={"policy": policy})
+        # an upstream-style get_eval_loader override takes no policy
+        newer = {"policy": policy} if accepts_keyword(self.get_eval_loader, "policy") else {}
+        loader = self.get_eval_loader(batch_size, is_distributed, testdev=testdev, legacy=legacy, **newer)
         return COCOEvaluator(
             dataloader=loader,
             img_size=self.test_size,
@@ -331,10 +352,12 @@ class Exp(BaseExp):
         )
 
     def eval(self, model, evaluator, is_distributed: bool, half: bool = False, return_outputs: bool = False,
-             policy: Optional[DevicePolicy] = None):
-        """The evaluator's results (and per-image outputs with return_outputs); upstream evaluators get no policy."""
-        return call_with_supported(evaluator.evaluate, model, is_distributed, half, return_outputs=return_outputs,
-                                   optional={"policy": policy})
+             policy: Optional[DevicePolicy] = None, amp: bool = False):
+        """The evaluator's results (and per-image outputs with return_outputs); `amp`: inference under the
+        policy's autocast. An upstream-style evaluator gets neither keyword."""
+        newer = {name: value for name, value in (("policy", policy), ("amp", amp))
+                 if accepts_keyword(evaluator.evaluate, name)}
+        return evaluator.evaluate(model, is_distributed, half, return_outputs=return_outputs, **newer)
 
 
 def exp_name_of(path: str) -> str:

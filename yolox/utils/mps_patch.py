@@ -111,9 +111,16 @@ def patch_trainer_for_mps(trainer: Any, policy: Optional["DevicePolicy"] = None,
 
 
 def apply_policy_to_trainer(trainer: Any, policy: "DevicePolicy") -> None:
-    """Set the attributes a YOLOX Trainer derives from its device: policy, device, AMP, scaler, loader settings."""
+    """Set the attributes a YOLOX Trainer derives from its device: policy, device, AMP, scaler, loader settings.
+
+    This project's Trainer takes the policy through `use_policy` and derives the rest when training starts; an
+    upstream-style trainer object gets each attribute set here.
+    """
     import torch  # lazy: torch only after setup_mps_environment
 
+    if callable(getattr(trainer, "use_policy", None)):
+        trainer.use_policy(policy)
+        return
     previous_device = getattr(trainer, "device", None)
     trainer.policy = policy
     trainer.device = str(policy.device) if isinstance(previous_device, str) else policy.device

@@ -1,0 +1,78 @@
+"""A run's evaluations: the evaluator, the best AP so far and the history row of each evaluation."""
+import os
+import time
+from typing import Any, Dict, Optional
+
+from loguru import logger
+from torch import nn
+
+from yolox.core.eval_crosscheck import cross_check_first_batch
+from yolox.core.exp_calls import evaluate
+from yolox.utils.device import DevicePolicy
+from yolox.utils.eval_history import append_eval
+from yolox.utils.model_utils import adjust_status
+
+__all__ = ["RunEvaluation"]
+
+
+class RunEvaluation:
+    """Evaluates the model the run would keep, tracks the best AP, and records each evaluation as a history row
+    (eval_history.jsonl in the run folder on rank 0)."""
+
+    def __init__(self, exp, evaluator, policy: DevicePolicy, run_dir: str, rank: int, distributed: bool,
+                 best_ap: float = 0.0, best_epoch: int = 0) -> None:
+        self.exp = exp
+        self.evaluator = evaluator
+        self.policy = policy
+        self.run_dir = run_dir
+        self.rank = rank
+        self.distributed = distributed
+        self.best_ap = best_ap
+        self.best_epoch = best_epoch
+        self.last_outputs: Dict[int, dict] = {}
+        self.last_seconds = 0.0
+
+    @property
+    def batches(self) -> int:
+        return len(self.evaluator.dataloader)
+
+    def run(self, model: nn.Module, epoch: int, progress: Dict[str, Any]) -> Dict[str, Any]:
+        """Evaluate `model` after `epoch` (1-based); returns its history row ("best": whether it leads), which
+        `record` appends to the history.
+
+        `progress` (iteration, samples seen, training seconds, ...) is copied into the row.
+        """
+        started = time.time()
+        with adjust_status(model, training=False):
+            cpu_check = cross_check_first_batch(model, self.evaluator.dataloader, self.policy) \
+                if self.rank == 0 else None
+            (ap50_95, ap50, summary), self.last_outputs = evaluate(self.exp, model, self.evaluator,
+                                                                   self.distributed, self.policy)
+        # unlike upstream, the first evaluation also makes a best checkpoint when AP is still 0, so tools/eval.py
+        # and demo.py find their default checkpoint after any evaluated run
+        first_best = not os.path.exists(os.path.join(self.run_dir, "best_ckpt.pth"))
+        best = ap50_95 > self.best_ap or first_best
+        self.best_ap = max(self.best_ap, ap50_95)
+        if best:
+            self.best_epoch = epoch
+        if self.rank == 0:
+            logger.info("\n" + str(summary))
+        if cpu_check is not None and not cpu_check["agree"]:
+            logger.warning(f"evaluation on {self.policy.device} disagrees with the CPU on the first batch: boxes "
+                           f"differ by up to {cpu_check['max_box_diff_px']} px (tolerance "
+                           f"{cpu_check['box_tolerance_px']}), scores by {cpu_check['max_score_diff']} (tolerance "
+                           f"{cpu_check['score_tolerance']}); run tools/check_device.py")
+        self.last_seconds = time.time() - started
+        row = {"epoch": epoch, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(best), **progress}
+        if cpu_check is not None:
+            row["cpu_cross_check"] = cpu_check
+        return row
+
+    def record(self, row: Dict[str, Any]) -> None:
+        """Append `row` to eval_history.jsonl (rank 0) once its checkpoints are written: a resume redoes an
+        evaluation whose row is missing, so the row must not come before what it describes."""
+        if self.rank == 0:
+            append_eval(self.run_dir, row)
+
+    def best_state(self) -> Dict[str, Optional[float]]:
+        return {"best_ap": self.best_ap, "best_epoch": self.best_epoch}

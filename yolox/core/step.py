@@ -1,0 +1,96 @@
+"""One optimizer step: forward and loss, backward, the non-finite guard, the optimizer and the EMA."""
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+from torch.profiler import record_function
+
+from yolox.core.guards import NonFiniteGuard
+from yolox.core.training_errors import RanksOutOfMemory
+from yolox.utils.device import DevicePolicy
+from yolox.utils.dist import average_gradients, ranks_where
+from yolox.utils.ema import ModelEMA, unwrap_model
+
+__all__ = ["TrainStep"]
+
+
+class TrainStep:
+    """Owns what one step changes: the model's weights, the optimizer and its scaler, the EMA, the guard.
+
+    `model` may be wrapped in DistributedDataParallel (`distributed`), whose gradients are averaged only after
+    every rank has its own, so that a rank out of memory never leaves the others waiting in a collective.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, policy: DevicePolicy,
+                 scaler: "torch.amp.GradScaler", ema: Optional[ModelEMA], guard: NonFiniteGuard,
+                 distributed: bool) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.policy = policy
+        self.scaler = scaler
+        self.ema = ema
+        self.guard = guard
+        self.distributed = distributed
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Train on one batch; returns the model's loss outputs (tensors, not read back from the device)."""
+        with record_function("trainer.forward_backward"):
+            outputs = self.forward_backward(images, targets)
+        if self.guard.step_is_finite(outputs["total_loss"], self.model, check_grads=not self.scaler.is_enabled()):
+            self._apply()
+        else:
+            self._skip()
+        return outputs
+
+    def _apply(self) -> None:
+        with record_function("trainer.optimizer"):
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        if self.ema is not None:
+            with record_function("trainer.ema"):
+                self.ema.update(self.model)
+        self.guard.after_good_step(unwrap_model(self.model), self.optimizer, self.ema_module)
+
+    def _skip(self) -> None:
+        """A non-finite loss or gradient: no update; several in a row go back to the last good state."""
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def restore_if_needed(self, where: str) -> None:
+        """After `patience` skipped steps in a row: the last good weights, EMA and optimizer state."""
+        if self.guard.needs_restore():
+            self.guard.restore(unwrap_model(self.model), self.optimizer, self.ema_module, where=where)
+
+    @property
+    def ema_module(self) -> Optional[nn.Module]:
+        return self.ema.ema if self.ema is not None else None
+
+    def local_forward_backward(self, images: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Losses of this process's batch, its gradients left in .grad (scaled when the policy scales)."""
+        with self.policy.autocast():
+            outputs = self.model(images, targets)
+        self.optimizer.zero_grad()
+        self.scaler.scale(outputs["total_loss"]).backward()
+        return outputs
+
+    def forward_backward(self, images: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Loss and gradients; across processes the ranks first agree that none ran out of memory, then all
+        average (the cost: gradient communication no longer overlaps backward)."""
+        if not self.distributed:
+            return self.local_forward_backward(images, targets)
+        local_error = None
+        try:
+            with self.model.no_sync():
+                outputs = self.local_forward_backward(images, targets)
+        except Exception as error:  # noqa: BLE001 - only out-of-memory errors are agreed on
+            if not self.policy.is_oom(error):
+                raise
+            local_error = error
+        failed = ranks_where(local_error is not None)
+        if failed:
+            raise RanksOutOfMemory(failed, local_error) from local_error
+        average_gradients(self.model.parameters())
+        return outputs
