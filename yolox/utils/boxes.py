@@ -30,7 +30,7 @@ def _corners_in_place(prediction: torch.Tensor) -> None:
     prediction[..., :4] = torch.cat([centre - half_wh, centre + half_wh], dim=-1)
 
 
-# At most this many candidates per image and allowed detection enter NMS when postprocess caps its output.
+# With max_dets, at first only the PRE_NMS_PER_DET * max_dets best candidates of an image enter NMS.
 PRE_NMS_PER_DET = 10
 
 
@@ -49,7 +49,8 @@ def postprocess(
     equal scores in anchor order. With `max_dets`, each image keeps at most max_dets rows per class (the
     detections COCOeval scores), and only the PRE_NMS_PER_DET * max_dets best candidates of an image enter NMS
     unless that leaves a class short of max_dets survivors while candidates of it were dropped: such an image
-    is redone with all its candidates, so the capped output always equals the first rows of the uncapped one.
+    is redone with all its candidates, so the capped output is the uncapped one with each class cut to its first
+    max_dets rows.
     """
     _corners_in_place(prediction)
     cls_conf, cls_pred = prediction[..., 5 : 5 + num_classes].max(dim=-1, keepdim=True)
