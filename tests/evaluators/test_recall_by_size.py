@@ -34,11 +34,19 @@ def test_one_detection_matches_one_gt_and_the_best_scored_wins():
 
 def test_recall_counts_each_diameter_bin():
     gts = {1: [(0, 0, 5, 5), (50, 50, 10, 10), (100, 100, 40, 40), (10, 120, 70, 70)]}
-    dets = [{"image_id": 1, "category_id": 1, "bbox": [50, 50, 10, 10], "score": 0.9},
-            {"image_id": 1, "category_id": 1, "bbox": [10, 120, 70, 70], "score": 0.8},
-            {"image_id": 1, "category_id": 1, "bbox": [150, 0, 5, 5], "score": 0.7}]
+    dets = np.array([[1, 50, 50, 10, 10, 0.9, 1], [1, 10, 120, 70, 70, 0.8, 1], [1, 150, 0, 5, 5, 0.7, 1]], float)
     recalls = recall_by_diameter(coco_of(gts), dets, max_dets=100)
     assert list(recalls) == bin_labels() == ["<8", "8-16", "16-32", "32-64", ">64"]
     assert recalls == {"<8": (0, 1), "8-16": (1, 1), "16-32": (0, 0), "32-64": (0, 1), ">64": (1, 1)}
     table = recall_table(recalls)
     assert "| >64" in table and "1.000" in table and "nan" in table
+
+
+def test_rows_of_other_images_and_classes_neither_match_nor_count_toward_the_cap():
+    gts = {1: [(10, 10, 20, 20)], 2: [(50, 50, 20, 20), (100, 100, 20, 20)]}
+    # interleaved: image 2's best row on its second gt, a class-2 row and image 1's row between its rows
+    dets = np.array([[2, 100, 100, 20, 20, 0.9, 1], [2, 50, 50, 20, 20, 0.9, 2], [1, 10, 10, 20, 20, 0.5, 1],
+                     [2, 50, 50, 20, 20, 0.8, 1]], float)
+    assert recall_by_diameter(coco_of(gts), dets, max_dets=1)["16-32"] == (2, 3)
+    assert recall_by_diameter(coco_of(gts), dets, max_dets=2)["16-32"] == (3, 3)
+    assert recall_by_diameter(coco_of(gts), dets[:0], max_dets=2)["16-32"] == (0, 3)

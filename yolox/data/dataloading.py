@@ -80,3 +80,12 @@ def worker_init_reset_seed(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def eval_loader_workers(num_images: int, batch_size: int, workers: int) -> int:
+    """Loader workers for an evaluation split: no more than its batches, none when one batch holds it.
+
+    `workers` is what the device policy allows; an idle worker still costs a process start and a dataset copy.
+    """
+    batches = -(-max(num_images, 0) // max(batch_size, 1))
+    return 0 if batches <= 1 else min(max(workers, 0), batches)

@@ -1,16 +1,13 @@
 """COCO box evaluation of a detector over an eval loader, with upstream YOLOX's result format and summary."""
 import contextlib
 import io
-import json
-import os
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from pycocotools.cocoeval import Params
 from tabulate import tabulate
 
+from yolox.evaluators.coco_results import image_outputs, image_slices, join_images, result_rows, write_results_json
 from yolox.evaluators.cocoeval_backend import cocoeval_class
 from yolox.evaluators.inference import gather_results, run_inference, timing_line
 from yolox.evaluators.recall_by_size import recall_by_diameter, recall_table
@@ -32,8 +29,9 @@ class COCOEvaluator:
         num_classes: classes of the model output.
         testdev: write the results to ./yolox_testdev_2017.json (for submission).
         per_class_AP, per_class_AR: append per-class tables to the summary.
-        max_dets: per-image detection cap of the reported AP (COCO maxDets = [1, 10, max_dets]).
-        results_file: also keep the COCO results json at this path.
+        max_dets: per-image detection cap of the reported AP (COCO maxDets = [1, 10, max_dets]); postprocess
+            keeps no more per image and class, the most COCOeval scores, so the figures are those of all.
+        results_file: also keep the COCO results json (the capped detections) at this path.
     """
 
     def __init__(self, dataloader, img_size: Sequence[int], confthre: float, nmsthre: float, num_classes: int,
@@ -52,74 +50,61 @@ class COCOEvaluator:
 
     def evaluate(self, model, distributed: bool = False, half: bool = False, trt_file: Optional[str] = None,
                  decoder=None, test_size: Optional[Sequence[int]] = None, return_outputs: bool = False,
-                 policy=None):
-        """(ap50_95, ap50, summary), plus {image id: detections} when return_outputs."""
-        per_image_results: Dict[int, List[dict]] = {}
+                 policy=None, amp: bool = False):
+        """(ap50_95, ap50, summary), plus {image id: detections} when return_outputs.
+
+        amp: the forward under policy.autocast() (the precision the run trains in); postprocess stays fp32.
+        """
+        per_image: Dict[int, np.ndarray] = {}
         output_data: Dict[int, dict] = {}
 
         def collect(outputs, info_imgs, ids) -> None:
-            results, image_wise = self.convert_to_coco_format(outputs, info_imgs, ids, return_outputs=True)
-            for record in results:
-                per_image_results.setdefault(record["image_id"], []).append(record)
+            converted = self.convert_to_coco_format(outputs, info_imgs, ids, return_outputs=return_outputs)
+            rows, image_wise = converted if return_outputs else (converted, {})
+            per_image.update({image_id: rows[part] for image_id, part in image_slices(rows).items()})
             output_data.update(image_wise)
 
         statistics = run_inference(model, self.dataloader, collect, self.num_classes, self.confthre,
                                    self.nmsthre, half=half, trt_file=trt_file, decoder=decoder,
-                                   test_size=test_size or self.img_size, policy=policy)
+                                   test_size=test_size or self.img_size, policy=policy, max_dets=self.max_dets,
+                                   amp=amp)
         if distributed:
-            (per_image_results, output_data), statistics = gather_results((per_image_results, output_data),
-                                                                          statistics)
-        data_list = [record for records in per_image_results.values() for record in records]
-        eval_results = self.evaluate_prediction(data_list, statistics)
+            (per_image, output_data), statistics = gather_results((per_image, output_data), statistics)
+        eval_results = self.evaluate_prediction(join_images(per_image), statistics)
         synchronize()
         if return_outputs:
             return eval_results, output_data
         return eval_results
 
     def convert_to_coco_format(self, outputs, info_imgs, ids, return_outputs: bool = False):
-        """COCO result dicts (boxes in original-image pixels); with return_outputs also the per-image xyxy."""
-        class_ids = self.dataloader.dataset.class_ids
-        data_list: List[dict] = []
-        image_wise: Dict[int, dict] = {}
-        for output, img_h, img_w, img_id in zip(outputs, info_imgs[0], info_imgs[1], ids):
-            if output is None:
-                continue
-            output = output.detach().to("cpu", torch.float32)
-            scale = min(self.img_size[0] / float(img_h), self.img_size[1] / float(img_w))
-            bboxes = output[:, 0:4] / scale
-            scores = (output[:, 4] * output[:, 5]).tolist()
-            categories = [class_ids[int(cls)] for cls in output[:, 6].tolist()]
-            image_id = int(img_id)
-            image_wise[image_id] = {"bboxes": bboxes.tolist(), "scores": scores, "categories": categories}
-            xywh = bboxes.clone()
-            xywh[:, 2:] = bboxes[:, 2:] - bboxes[:, :2]
-            for box, score, category in zip(xywh.tolist(), scores, categories):
-                data_list.append({"image_id": image_id, "category_id": category, "bbox": box,
-                                  "score": score, "segmentation": []})
+        """[n, 7] COCO result rows (image_id, x, y, w, h, score, category_id; boxes in original-image pixels);
+        with return_outputs also the per-image {"bboxes" (xyxy), "scores", "categories"}."""
+        rows, xyxy = result_rows(outputs, info_imgs[0], info_imgs[1], ids, self.img_size,
+                                 self.dataloader.dataset.class_ids)
         if return_outputs:
-            return data_list, image_wise
-        return data_list
+            return rows, image_outputs(rows, xyxy)
+        return rows
 
-    def evaluate_prediction(self, data_dict: List[dict], statistics: Sequence[float]) -> Tuple[float, float, Optional[str]]:
-        """COCO bbox evaluation of result dicts; statistics = (inference s, NMS s, timed batches)."""
+    def evaluate_prediction(self, detections: np.ndarray, statistics: Sequence[float]) -> Tuple[float, float, Optional[str]]:
+        """COCO bbox evaluation of [n, 7] result rows; statistics = (inference s, NMS s, timed batches)."""
         if not is_main_process():
             return 0, 0, None
         info = timing_line(statistics, self.dataloader.batch_size)
         coco_gt = self.dataloader.dataset.coco
         class_names = [coco_gt.cats[cat_id]["name"] for cat_id in sorted(coco_gt.cats)]
-        if len(data_dict) == 0:
+        if len(detections) == 0:
             # the user sees the same table every time; without detections every figure is 0
             info += "no detections above the confidence threshold: every AP and AR below is 0\n"
             stats = np.zeros(len(_SUMMARY_LINES))
             info += summary_text(stats, Params(iouType="bbox").iouThrs, [1, 10, self.max_dets])
             per_class_ap = per_class_ar = [0.0] * len(class_names)
         else:
-            coco_eval = self._run_cocoeval(coco_gt, data_dict)
+            coco_eval = self._run_cocoeval(coco_gt, detections)
             coco_eval.stats, summary = summarize(coco_eval)
             stats = coco_eval.stats
             info += summary
             info += (f"recall by diameter (IoU 0.5, up to {self.max_dets} detections per image):\n"
-                     + recall_table(recall_by_diameter(coco_gt, data_dict, self.max_dets)) + "\n")
+                     + recall_table(recall_by_diameter(coco_gt, detections, self.max_dets)) + "\n")
             per_class_ap = _per_class_mean(coco_eval.eval["precision"], axis=2)
             per_class_ar = _per_class_mean(coco_eval.eval["recall"], axis=1)
         if self.per_class_AP:
@@ -128,31 +113,16 @@ class COCOEvaluator:
             info += "per class AR:\n" + per_class_table(per_class_ar, class_names, "AR") + "\n"
         return float(stats[0]), float(stats[1]), info
 
-    def _run_cocoeval(self, coco_gt, data_dict: List[dict]):
-        path = self._write_results(data_dict)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                coco_dt = coco_gt.loadRes(path)
-                coco_eval = cocoeval_class()(coco_gt, coco_dt, "bbox")
-                coco_eval.params.maxDets = [1, 10, self.max_dets]
-                coco_eval.evaluate()
-                coco_eval.accumulate()
-        finally:
-            if path not in (TESTDEV_RESULTS, self.results_file):
-                os.remove(path)
+    def _run_cocoeval(self, coco_gt, detections: np.ndarray):
+        path = TESTDEV_RESULTS if self.testdev else self.results_file
+        if path is not None:
+            write_results_json(detections, path)
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_eval = cocoeval_class()(coco_gt, coco_gt.loadRes(detections), "bbox")
+            coco_eval.params.maxDets = [1, 10, self.max_dets]
+            coco_eval.evaluate()
+            coco_eval.accumulate()
         return coco_eval
-
-    def _write_results(self, data_dict: List[dict]) -> str:
-        if self.testdev:
-            path = TESTDEV_RESULTS
-        elif self.results_file is not None:
-            path = self.results_file
-        else:
-            handle, path = tempfile.mkstemp(suffix=".json", prefix="yolox_coco_results_")
-            os.close(handle)
-        with open(path, "w") as results_json:
-            json.dump(data_dict, results_json)
-        return path
 
 
 # (metric, IoU threshold, area range, index into params.maxDets) of the 12 standard COCO lines

@@ -14,12 +14,16 @@ __all__ = ["run_inference", "gather_results", "timing_line"]
 
 def run_inference(model, dataloader, collect: Callable, num_classes: int, confthre: float, nmsthre: float,
                   half: bool = False, trt_file: Optional[str] = None, decoder=None,
-                  test_size: Sequence[int] = (640, 640), policy=None) -> Tuple[float, float, int]:
+                  test_size: Sequence[int] = (640, 640), policy=None, max_dets: Optional[int] = None,
+                  amp: bool = False) -> Tuple[float, float, int]:
     """Run `model` over `dataloader`, handing each batch's postprocessed outputs to
     `collect(outputs, info_imgs, ids)`; returns (forward s, NMS s, timed batches).
 
-    Tensors go to policy.device, else to the model's device; float16 when `half`.
+    Tensors go to policy.device, else to the model's device; float16 when `half`. With `amp` the forward runs
+    under policy.autocast(). Postprocess runs in float32 and keeps at most `max_dets` per image and class.
     """
+    if amp and policy is None:
+        raise ValueError("run_inference(amp=True) needs the run's device policy: pass policy=")
     device = policy.device if policy is not None else _parameter_device(model)
     dtype = torch.float16 if half else torch.float32
     non_blocking = bool(policy is not None and policy.non_blocking)
@@ -40,13 +44,14 @@ def run_inference(model, dataloader, collect: Callable, num_classes: int, confth
         for batch_index, (imgs, _, info_imgs, ids) in enumerate(dataloader):
             imgs = imgs.to(device=device, dtype=dtype, non_blocking=non_blocking)
             start = time.time()
-            outputs = model(imgs)
+            with policy.autocast() if amp else contextlib.nullcontext():
+                outputs = model(imgs)
             if decoder is not None:
                 outputs = decoder(outputs, dtype=outputs.dtype)
             infer_end = time_synchronized(policy)
             if postprocess_on_cpu:
                 outputs = outputs.cpu()
-            outputs = postprocess(outputs, num_classes, confthre, nmsthre)
+            outputs = postprocess(outputs.float(), num_classes, confthre, nmsthre, max_dets=max_dets)
             nms_end = time_synchronized(policy)
             # The last batch may be short, so it is left out of the per-image timing.
             if batch_index < n_batches - 1:

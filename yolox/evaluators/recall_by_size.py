@@ -46,24 +46,35 @@ def bin_labels(edges: Sequence[float] = DIAMETER_EDGES) -> List[str]:
     return [f"<{edges[0]:g}", *inner, f">{edges[-1]:g}"]
 
 
-def recall_by_diameter(coco_gt, data_list: List[dict], max_dets: int, iou_thr: float = 0.5,
+def recall_by_diameter(coco_gt, detections: np.ndarray, max_dets: int, iou_thr: float = 0.5,
                        edges: Sequence[float] = DIAMETER_EDGES) -> Dict[str, Tuple[int, int]]:
-    """{bin label: (gts found, gts)} over all images and classes of a pycocotools COCO ground truth."""
-    by_key: Dict[tuple, List[dict]] = {}
-    for record in data_list:
-        by_key.setdefault((record["image_id"], record["category_id"]), []).append(record)
+    """{bin label: (gts found, gts)} over all images and classes of a pycocotools COCO ground truth.
+
+    detections: [n, 7] COCO result rows (image_id, x, y, w, h, score, category_id).
+    """
+    by_key = _rows_by_image_and_class(detections)
     found_per_bin, total_per_bin = np.zeros(len(edges) + 1, int), np.zeros(len(edges) + 1, int)
+    empty = np.zeros((0, 7))
     for image_id in coco_gt.getImgIds():
         anns = [a for a in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=[image_id], iscrowd=False))]
         for category in {a["category_id"] for a in anns}:
             gts = np.array([a["bbox"] for a in anns if a["category_id"] == category], float).reshape(-1, 4)
-            dets = by_key.get((image_id, category), [])
-            det_boxes = np.array([d["bbox"] for d in dets], float).reshape(-1, 4)
-            found = matched_gts(det_boxes, np.array([d["score"] for d in dets], float), gts, iou_thr, max_dets)
+            dets = by_key.get((image_id, category), empty)
+            found = matched_gts(dets[:, 1:5], dets[:, 5], gts, iou_thr, max_dets)
             bins = np.digitize(gts[:, 2:].max(axis=1), edges)
             np.add.at(total_per_bin, bins, 1)
             np.add.at(found_per_bin, bins, found.astype(int))
     return {label: (int(f), int(t)) for label, f, t in zip(bin_labels(edges), found_per_bin, total_per_bin)}
+
+
+def _rows_by_image_and_class(detections: np.ndarray) -> Dict[Tuple[int, int], np.ndarray]:
+    """{(image id, category id): its rows, in their original order}."""
+    keys = detections[:, [0, 6]].astype(np.int64)
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    pairs, starts = np.unique(keys[order], axis=0, return_index=True)
+    ends = np.r_[starts[1:], len(order)]
+    return {(int(image_id), int(category)): detections[order[start:end]]
+            for (image_id, category), start, end in zip(pairs, starts, ends)}
 
 
 def recall_table(recalls: Dict[str, Tuple[int, int]], iou_thr: float = 0.5) -> str:

@@ -325,16 +325,24 @@ class Exp(BaseExp):
 
     def get_eval_loader(self, batch_size: int, is_distributed: bool, policy: Optional[DevicePolicy] = None,
                         **kwargs):
+        """Sequential (per-rank) loader of the eval split, with no more workers than it has batches."""
+        from yolox.data.dataloading import eval_loader_workers
+
         dataset = self.get_eval_dataset(**kwargs)
         if is_distributed:
             batch_size = batch_size // get_world_size()
             sampler = DistributedSampler(dataset, shuffle=False)
         else:
             sampler = SequentialSampler(dataset)
+        loader_kwargs = self.loader_kwargs(policy)
+        workers = eval_loader_workers(len(sampler), batch_size, loader_kwargs["num_workers"])
+        loader_kwargs["num_workers"] = workers
+        if "persistent_workers" in loader_kwargs:
+            loader_kwargs["persistent_workers"] = workers > 0
         # its own generator: each evaluation's loader would otherwise draw its workers' base seed from torch's
         # global one, so a run resumed after a kill during an evaluation would train on a shifted RNG stream
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
-                          generator=torch.Generator(), **self.loader_kwargs(policy))
+                          generator=torch.Generator(), **loader_kwargs)
 
     def get_evaluator(self, batch_size: int, is_distributed: bool, testdev: bool = False, legacy: bool = False,
                       policy: Optional[DevicePolicy] = None):
