@@ -241,7 +241,16 @@ class BatchAugment:
         computed = dict(pad_x=pad_x, pad_y=pad_y, matrices=matrices, jitter=jitter, flip=flip, fallback=fallback)
         drawn = {name: getattr(on_device, name) for name in PictureDraws._fields if name not in computed}
         draws = PictureDraws(**drawn, **computed)
-        return self.pictures(images, draws, self.config.hsv_prob > 0, self.has_dihedral), targets
+        most_kept = (targets[..., 3] > 0).sum(1).amax()   # queued now, read below
+        pictures = self.pictures(images, draws, self.config.hsv_prob > 0, self.has_dihedral)
+        # The label assignment pays for every target row, and the crop keeps far fewer boxes than the pre-crop
+        # bound, so the rows are cut to the most any image kept: one read of the device, made after the picture
+        # half is queued. On CUDA this runs on the prefetcher's side stream, and the read waits for that stream
+        # only: this batch's augmentation, which the next step waits for anyway when the batch is handed over,
+        # not the training step on the compute stream. Without a side stream the trainer has just synchronised
+        # on its loss check, so only the optimizer and EMA updates are queued ahead. Doing the box half on the
+        # host instead would avoid the read but put thousands of box rows per batch on the main process.
+        return pictures, targets[:, :max(int(most_kept), 1)]
 
     @property
     def has_dihedral(self) -> bool:
@@ -294,8 +303,7 @@ class BatchAugment:
         boxes = torch.where(fallback[:, None, None], original_boxes, moved_boxes)
         keep = torch.where(fallback[:, None], has_area, keep)
         rows = torch.cat((classes[..., None], boxes), -1)
-        # the label assignment then sees only the rows some image can fill, without a device read-back (crater
-        # exps pad to 1,000 rows)
+        # a host-side bound (crater exps pad to 1,000 rows) that keeps the compaction small; __call__ trims further
         most_boxes = max(int(box_count.max()), 1) if box_count.numel() else 1
         targets = compact_rows(rows, keep, min(self.config.max_labels, rows.shape[1], most_boxes))
         return targets, jitter, flip, fallback

@@ -14,7 +14,8 @@ class DataPrefetcher:
     The following batch is fetched (and, when the policy asks for a side stream, copied on it)
     while the caller works on the current one. img_info and ids are dropped. A loader with a
     `batch_transform` (batched augmentation) ships uint8 items; the transform runs on the moved batch,
-    on the side stream when there is one, its image half compiled when the policy says so.
+    on the side stream when there is one, its image half compiled when the policy says so; it cuts the target
+    rows to those kept itself (BatchAugment reads that count there), as trim_label_padding does for the rest.
     """
 
     def __init__(self, loader, policy):
