@@ -10,7 +10,7 @@ import torch
 from tests.conftest import loguru_messages
 from tests.crater.runs import NANO_EXP, crater_main, tiny_run_argv
 from tests.tools.conftest import load_tool
-from tests.utils.test_autobatch import FakeMemory
+from tests.utils.test_autobatch import FakeClock, FakeMemory, FormulaDetector, StepFormula
 from yolox.crater import workflow
 from yolox.crater.report import log_plan
 from yolox.crater.synthetic import generate_synthetic_craters
@@ -48,7 +48,7 @@ def test_simulated_mps_run_logs_its_decisions_and_the_measured_batch(tmp_path, m
     assert "crater plan: cache release every: 10" in log
     # the batch came from the measurement: the probe table and the reason are logged
     assert "autobatch on mps" in log and "peak MiB" in log
-    assert "crater plan: batch: 2  (batch 2: largest multiple of 8 (or power of 2 below it)" in log
+    assert "crater plan: batch: 2  (batch 2: smallest measured batch within 10% of the best" in log
     # from scratch in a short schedule: AdamW at 0.0025 x sqrt(2 / 16)
     assert "learning rate: 8.839e-04" in log and "optimizer_type: 'adamw'" in log
     # and the stride-4 level, decided before the batch measurement built the model
@@ -84,28 +84,24 @@ def test_batch_argument_parsing():
         workflow.parse_batch("0")
 
 
-class MemoryFedDetector(torch.nn.Module):
-    """A training step whose peak memory is 200 MiB + 50 MiB per image on the fake memory backend."""
+def formula_exp(memory: FakeMemory, clock: FakeClock, **fields) -> SimpleNamespace:
+    """An exp whose training step costs 200 MiB + 50 MiB and 0.02 s + 1 ms per image (img/s grows with the batch)."""
+    return SimpleNamespace(get_model=lambda: FormulaDetector(StepFormula(memory, clock)), input_size=(32, 32),
+                           num_classes=1, max_labels=5, max_batch=64, **fields)
 
-    def __init__(self, memory):
-        super().__init__()
-        self.memory = memory
-        self.conv = torch.nn.Conv2d(3, 1, 1)
 
-    def forward(self, images, labels=None):
-        self.memory.use((200 + 50 * images.shape[0]) << 20)
-        return {"total_loss": self.conv(images / 255.0).mean() + 0 * labels.sum()}
+def batch_args(batch_size: str, max_batch=None) -> SimpleNamespace:
+    return SimpleNamespace(batch_size=batch_size, max_batch=max_batch, target_mem_fraction=0.8, time=None)
 
 
 @pytest.mark.parametrize("world_size, max_batch, per_device", [(1, 256, 56), (2, 256, 56), (2, 16, 8)])
 def test_auto_batch_is_measured_per_device_and_multiplied_by_the_world_size(world_size, max_batch, per_device):
-    memory = FakeMemory(4000 << 20)
+    memory, clock = FakeMemory(4000 << 20), FakeClock()
     policy = build_policy("cpu", memory=memory)
-    exp = SimpleNamespace(get_model=lambda: MemoryFedDetector(memory), input_size=(32, 32), num_classes=1,
-                          max_labels=5, basic_lr_per_img=0.01)
-    args = SimpleNamespace(batch_size="auto", max_batch=max_batch, target_mem_fraction=0.8)
-    # (0.8 x 4000 - 200) / 50 = 60 images per device -> 56; --max-batch caps the total batch
-    batch, decision = workflow.choose_batch(exp, args, policy, world_size, label_stats=(3, 100_000))
+    exp = formula_exp(memory, clock, basic_lr_per_img=0.01)
+    # (0.8 x 4000 - 200) / 50 = 60 images per device -> 56, also the fastest; --max-batch caps the total batch
+    batch, decision = workflow.choose_batch(exp, batch_args("auto", max_batch), policy, world_size,
+                                            label_stats=(3, 100_000), clock=clock)
     assert (decision.batch_size, batch) == (per_device, per_device * world_size)
     with loguru_messages("INFO") as messages:
         log_plan(policy, batch, decision, exp, world_size)
@@ -116,12 +112,11 @@ def test_auto_batch_is_measured_per_device_and_multiplied_by_the_world_size(worl
 
 
 def test_requested_batch_is_split_over_the_devices_and_must_divide():
-    memory = FakeMemory(4000 << 20)
+    memory, clock = FakeMemory(4000 << 20), FakeClock()
     policy = build_policy("cpu", memory=memory)
-    exp = SimpleNamespace(get_model=lambda: MemoryFedDetector(memory), input_size=(32, 32), num_classes=1,
-                          max_labels=5, max_batch=64)
-    args = SimpleNamespace(batch_size="16", max_batch=None, target_mem_fraction=0.8)
-    batch, decision = workflow.choose_batch(exp, args, policy, 2, label_stats=(3, 1000))
+    exp = formula_exp(memory, clock)
+    args = batch_args("16")
+    batch, decision = workflow.choose_batch(exp, args, policy, 2, label_stats=(3, 1000), clock=clock)
     assert (batch, decision.batch_size) == (16, 8) and decision.reason.startswith("-b 8 as requested")
     args.batch_size = "15"
     with pytest.raises(UserError, match="-b 15 with -d 2: give a multiple of 2"):
@@ -153,14 +148,14 @@ def test_the_exps_synthetic_data_and_batch_cap_are_used(tmp_path):
     coco = json.loads((tmp_path / "generated" / "annotations" / "instances_train2017.json").read_text())
     assert len(coco["images"]) == 3
 
-    memory = FakeMemory(4000 << 20)
+    memory, clock = FakeMemory(4000 << 20), FakeClock()
     policy = build_policy("cpu", memory=memory)
-    exp = SimpleNamespace(get_model=lambda: MemoryFedDetector(memory), input_size=(32, 32), num_classes=1,
-                          max_labels=5, max_batch=8)
-    args = SimpleNamespace(batch_size="auto", max_batch=None, target_mem_fraction=0.8)
-    assert workflow.choose_batch(exp, args, policy, 1, label_stats=(3, 100_000))[0] == 8   # 56 fit
+    exp = formula_exp(memory, clock)
+    exp.max_batch = 8
+    args = batch_args("auto")
+    assert workflow.choose_batch(exp, args, policy, 1, label_stats=(3, 100_000), clock=clock)[0] == 8   # 56 fit
     args.max_batch = 16
-    assert workflow.choose_batch(exp, args, policy, 1, label_stats=(3, 100_000))[0] == 16  # --max-batch wins
+    assert workflow.choose_batch(exp, args, policy, 1, label_stats=(3, 100_000), clock=clock)[0] == 16
 
 
 def test_demo_is_an_exp_file_that_keeps_its_own_schedule():

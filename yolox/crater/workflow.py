@@ -31,6 +31,7 @@ from yolox.exp import check_exp_value, get_exp
 from yolox.utils.autobatch import BatchDecision, autobatch
 from yolox.utils.device import DevicePolicy
 from yolox.utils.logger import setup_logger
+from yolox.utils.durations import parse_duration
 from yolox.utils.user_errors import UserError
 
 # exps/crater: installed, the package's own folder; in a checkout, the folder the package appends last
@@ -40,6 +41,9 @@ SCRATCH_EXPS = {size: EXPS_DIR / f"yolox_{size}_crater.py" for size in ("s", "m"
 DEMO_EXP = EXPS_DIR / "yolox_nano_crater_demo.py"
 DEFAULT_DATA_DIR = os.path.join("datasets", "craters")
 SYNTHETIC_SEED = 0
+# the batch probe's time: a few sizes, each a warm-up and two timed steps; under --time, at most this share of it
+PROBE_SECONDS = 60.0
+PROBE_SHARE = 0.05
 # the synthetic set generated where the data folder is empty, for exps that are no CraterExp (which say it)
 SYNTHETIC_SIZES = dict(num_train=400, num_val=80, img_size=416)
 WEIGHTS_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/{name}"
@@ -149,8 +153,16 @@ def train_label_stats(exp) -> Tuple[int, int]:
     return max(counts.values(), default=1), len(data.get("images", []))
 
 
-def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int]) -> Tuple[int, BatchDecision]:
-    """Measure memory and choose (or check) the total batch; returns (batch, BatchDecision).
+def probe_seconds(time_budget: Optional[str]) -> float:
+    """What the batch probe may spend: PROBE_SECONDS, or PROBE_SHARE of a --time budget when that is less."""
+    if not time_budget:
+        return PROBE_SECONDS
+    return min(PROBE_SECONDS, PROBE_SHARE * parse_duration(time_budget))
+
+
+def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int],
+                 clock: Callable[[], float] = time.perf_counter) -> Tuple[int, BatchDecision]:
+    """Measure memory and throughput and choose (or check) the total batch; returns (batch, BatchDecision).
 
     With several processes the step is measured once, on this process's device before the workers start
     (rank 0's GPU; the GPUs of one host are taken to be alike), and the per-device batch is multiplied by
@@ -162,15 +174,13 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
                                "GPU gets the same batch (or -b auto)")
     max_batch = args.max_batch or exp.max_batch
     boxes, train_images = label_stats
-    # keep at least 8 optimizer steps per epoch: a batch larger than that only thins the schedule
-    step_cap = max(1, train_images // 8)
     decision = autobatch(
         policy.to(exp.get_model()), policy, tuple(exp.input_size), num_classes=exp.num_classes,
-        target_fraction=args.target_mem_fraction, multiple=8,
-        max_batch=max(1, min(max_batch, step_cap) // world_size),   # both caps are of the total batch
+        target_fraction=args.target_mem_fraction, multiple=8, max_batch=max(1, max_batch // world_size),
         requested=None if requested is None else requested // world_size,
         num_boxes=min(exp.max_labels, 4 * boxes),   # a mosaic holds up to four images' boxes
-        max_labels=exp.max_labels)
+        max_labels=exp.max_labels, train_images=max(1, train_images // world_size),
+        time_budget_s=probe_seconds(args.time), clock=clock)
     return decision.batch_size * world_size, decision
 
 
