@@ -47,6 +47,7 @@ class StoppingTrainer(Trainer):
 def run_in_process(exp_file, expn, stop_after_epoch=None, **overrides):
     exp = get_exp(str(exp_file))
     exp.max_epoch = 3
+    exp.save_latest_every_s = 0     # a resume point after every epoch, so the stop after epoch 2 resumes there
     policy = build_policy("cpu")
     policy.seed_everything(exp.seed, deterministic=True)  # what tools/train.py does before training
     trainer = StoppingTrainer(exp, train_args(experiment_name=expn, batch_size=2, **overrides),
@@ -213,3 +214,17 @@ def test_killed_rank_stops_the_other_and_resume_matches_unbroken_two_rank_run(ti
     res_ema = torch.load(out / "broken" / "latest_ckpt.pth", weights_only=True)["model"]
     for key, value in ref_ema.items():
         assert torch.equal(value, res_ema[key]), f"EMA {key}"
+
+
+def test_the_resume_checkpoint_is_written_by_time_and_at_the_end(tiny_exp_file):
+    exp = get_exp(str(tiny_exp_file))
+    exp.max_epoch, exp.save_latest_every_s = 4, 3600
+    trainer = Trainer(exp, train_args(experiment_name="cadence"), policy=build_policy("cpu"))
+    written = []
+    real_save = trainer.checkpointer.save
+    trainer.checkpointer.save = lambda name, state, best=False: written.append((name, state["start_epoch"])) or \
+        real_save(name, state, best)
+    trainer.train()
+    # latest after the first epoch (nothing older to resume) and at the end; the final one at the end
+    assert [epoch for name, epoch in written if name == "latest"] == [1, 4]
+    assert [epoch for name, epoch in written if name == "last_epoch"] == [4]

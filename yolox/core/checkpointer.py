@@ -1,5 +1,6 @@
 """Checkpoints of a run: what resume reads back, and writing them (atomic, never with non-finite weights)."""
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -38,11 +39,24 @@ class ResumePoint:
 class Checkpointer:
     """Reads and writes `<name>_ckpt.pth` in a run folder; only rank 0 writes."""
 
-    def __init__(self, run_dir: str, rank: int, guard: NonFiniteGuard, trust_pickle: bool = False) -> None:
+    def __init__(self, run_dir: str, rank: int, guard: NonFiniteGuard, trust_pickle: bool = False,
+                 latest_every_s: float = 0.0) -> None:
         self.run_dir = run_dir
         self.rank = rank
         self.guard = guard
         self.trust_pickle = trust_pickle
+        self.latest_every_s = latest_every_s
+        self._latest_written: Optional[float] = None
+
+    def latest_due(self, final: bool) -> bool:
+        """Whether `latest` (the resume point) is due: at this run's first epoch end, then at most every
+        latest_every_s seconds, and at its end. A kill loses at most that much training; a resume replays it
+        exactly."""
+        now = time.monotonic()
+        if final or self._latest_written is None or now - self._latest_written >= self.latest_every_s:
+            self._latest_written = now
+            return True
+        return False
 
     def load(self, path: str) -> Dict[str, Any]:
         return load_checkpoint_file(path, map_location="cpu", trust_pickle=self.trust_pickle)

@@ -37,27 +37,52 @@ class TrainStep:
             group["lr"] = lr
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
-        """Train on one batch; returns the model's loss outputs (tensors, not read back from the device)."""
+        """Train on one batch; returns the model's loss outputs (tensors, not read back from the device).
+
+        Where the optimizer skips a step on the device itself (`late`), nothing here waits for the device: the
+        verdict goes to the optimizer as found_inf and the guard counts it one step later. Elsewhere it is read
+        before the optimizer step.
+        """
         with record_function("trainer.forward_backward"):
             outputs = self.forward_backward(images, targets)
-        if self.guard.step_is_finite(outputs["total_loss"], self.model, check_grads=not self.scaler.is_enabled()):
-            self._apply()
+        finite = self.guard.finite(outputs["total_loss"], self.model, check_grads=not self.scaler.is_enabled())
+        if self.late:
+            self._apply(finite)
+            self.guard.count_late(finite)
+        elif self.guard.count(bool(finite)):
+            self._apply(None)
         else:
-            self._skip()
+            self.optimizer.zero_grad(set_to_none=True)
         return outputs
 
-    def _apply(self) -> None:
+    @property
+    def late(self) -> bool:
+        """The policy reads verdicts late and this optimizer (fused) takes found_inf."""
+        return self.policy.late_guard and bool(self.optimizer.defaults.get("fused"))
+
+    def _apply(self, finite: Optional[torch.Tensor]) -> None:
         with record_function("trainer.optimizer"):
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            if self.scaler.is_enabled():
+                self.scaler.step(self.optimizer)    # its own found_inf covers a non-finite loss's gradients
+                self.scaler.update()
+            elif finite is not None:
+                self._step_unless(finite)
+            else:
+                self.optimizer.step()
         if self.ema is not None:
             with record_function("trainer.ema"):
                 self.ema.update(self.model)
-        self.guard.after_good_step(unwrap_model(self.model), self.optimizer, self.ema_module)
+        self.guard.after_good_step(unwrap_model(self.model), self.optimizer, self.ema_module,
+                                   check_finite=finite is None)
 
-    def _skip(self) -> None:
-        """A non-finite loss or gradient: no update; several in a row go back to the last good state."""
-        self.optimizer.zero_grad(set_to_none=True)
+    def _step_unless(self, finite: torch.Tensor) -> None:
+        """A fused optimizer step that the device skips when `finite` is False (the GradScaler's mechanism)."""
+        self.optimizer.grad_scale = None
+        self.optimizer.found_inf = (~finite).float()
+        try:
+            self.optimizer.step()
+        finally:
+            del self.optimizer.grad_scale, self.optimizer.found_inf
 
     def restore_if_needed(self, where: str) -> None:
         """After `patience` skipped steps in a row: the last good weights, EMA and optimizer state."""

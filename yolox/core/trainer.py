@@ -29,6 +29,7 @@ from yolox.core.progress_line import progress_line
 from yolox.core.rng_state import restore_rng_states, rng_states
 from yolox.core.step import TrainStep
 from yolox.core.training_errors import RanksOutOfMemory, TrainingDiverged, TrainingOutOfMemory, first_line
+from yolox.core.wall_clock import WallClock
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.device import DevicePolicy, build_policy
 from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchronize
@@ -60,7 +61,8 @@ class Trainer:
         self.use_policy(policy)
         self.file_name = os.path.join(exp.output_dir, options.experiment_name)
         self.guard = NonFiniteGuard()
-        self.checkpointer = Checkpointer(self.file_name, self.rank, self.guard, options.trust_ckpt)
+        self.checkpointer = Checkpointer(self.file_name, self.rank, self.guard, options.trust_ckpt,
+                                         latest_every_s=exp.save_latest_every_s)
         self.meter = MeterBuffer(window_size=exp.print_interval)
         self.eval_history: List[Dict[str, Any]] = []
         self.input_size = tuple(exp.input_size)
@@ -71,6 +73,7 @@ class Trainer:
         self.cache_releases = self.oom_recoveries = 0
         self.stop_requested = False
         self.clock: Optional[BudgetClock] = None
+        self.wall = WallClock(options.started_at)
         self.epoch_bar = None
         if self.rank == 0:
             os.makedirs(self.file_name, exist_ok=True)
@@ -115,6 +118,7 @@ class Trainer:
             self.after_train()
 
     def train_in_epoch(self) -> None:
+        self.wall.add("startup", self.wall.elapsed())
         self.epoch = self.start_epoch
         while self.epoch < self.max_epoch and not self.stop_requested:
             self.before_epoch()
@@ -168,6 +172,8 @@ class Trainer:
         lr = self.lr_scheduler.update_lr(self.progress_in_iter + 1) * self.guard.lr_scale
         self.step.set_lr(lr)
         iter_seconds = time.time() - iter_start
+        self.wall.add("data_wait", data_seconds)
+        self.wall.add("train_steps", iter_seconds - data_seconds)
         if self.clock is not None:
             self.clock.record_step(iter_seconds)
         self.meter.update(iter_time=iter_seconds, data_time=data_seconds, lr=lr,
@@ -294,9 +300,14 @@ class Trainer:
         self.epoch, self.iter = self.start_epoch, 0
 
     def after_train(self) -> None:
+        self.guard.flush()
         if hasattr(self, "evaluation"):
             logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
         logger.info(f"guard: {self.guard.counts.line()}")
+        if self.rank == 0 and hasattr(self, "stream"):
+            self.wall.write(self.file_name, budget_s=self.options.time_budget_s, epochs=self.epoch + 1,
+                            iterations=self.progress_in_iter + 1, images=self.samples_seen * self.world_size,
+                            batch_size=self.batch_size)
         if self.clock is not None:
             logger.info(self.clock.closing_line())
         if getattr(self, "metric_writer", None) is not None:
@@ -337,9 +348,10 @@ class Trainer:
         all_reduce_norm(self.model)
         if self.ema_model is not None:
             all_reduce_norm(self.ema_model.ema)
-        self.save_ckpt(ckpt_name=LATEST)
         # the last epoch (also one the time budget ends) is always evaluated: the final figure must not be older
         last = self.epoch + 1 == self.max_epoch or self.stop_requested
+        if self.checkpointer.latest_due(last):
+            self.save_ckpt(ckpt_name=LATEST)
         if (self.epoch + 1) % self.eval_interval == 0 or last:
             self.evaluate_and_save_model()
 
@@ -349,8 +361,9 @@ class Trainer:
     def after_iter(self) -> None:
         if self.epoch_bar is not None:
             self.epoch_bar.update()
-        if (self.iter + 1) % self.exp.print_interval == 0:
-            self._log_progress()
+        if (self.iter + 1) % self.exp.print_interval == 0 or self.iter + 1 == self.max_iter:
+            with self.wall.phase("host_sync"):
+                self.log_progress()
         if (self.progress_in_iter + 1) % 10 == 0:
             self.input_size = self.exp.random_resize(self.train_loader, self.epoch, self.rank, self.is_distributed)
         every = self.policy.cache_release_every
@@ -368,7 +381,8 @@ class Trainer:
             self.max_epoch, self.eval_interval = self.exp.max_epoch, self.exp.eval_interval
             self.lr_scheduler = self._lr_scheduler()
 
-    def _log_progress(self) -> None:
+    def log_progress(self) -> None:
+        """The progress line at each print interval and epoch end: the only host read of the step's losses."""
         left_iters = self.max_iter * self.max_epoch - (self.progress_in_iter + 1)
         skipped = len(self.stream.skipped_images())
         line, losses, lr = progress_line(self.meter, self.epoch, self.max_epoch, self.iter, self.max_iter,
@@ -385,14 +399,19 @@ class Trainer:
         eval_model = self.ema_model.ema if self.ema_model is not None else unwrap_model(self.model)
         progress = {"no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
                     "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
-        row = self.evaluation.run(eval_model, self.epoch + 1, progress)
+        with self.wall.phase("evaluation"):
+            row = self.evaluation.run(eval_model, self.epoch + 1, progress)
         if self.rank == 0 and self.metric_writer is not None:
             self.metric_writer.add_scalars({"val/COCOAP50": row["AP50"], "val/COCOAP50_95": row["AP50:95"]},
                                            self.epoch + 1)
         if self.clock is not None:
             self.clock.record_eval(self.evaluation.last_seconds)
         synchronize()
-        self.save_ckpt("last_epoch", row["best"], ap=row["AP50:95"])
+        # the final checkpoint at the run's end, the best at each new best; the history files where the exp asks
+        if self.epoch + 1 == self.max_epoch or self.stop_requested:
+            self.save_ckpt("last_epoch", row["best"], ap=row["AP50:95"])
+        elif row["best"]:
+            self.save_ckpt("best", ap=row["AP50:95"])
         self.evaluation.record(row)
         self.eval_history.append(row)
         if self.exp.save_history_ckpt:
@@ -401,7 +420,8 @@ class Trainer:
     def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
         """Write `<ckpt_name>_ckpt.pth` (rank 0 only); weights holding NaN or inf are refused and counted."""
         if self.rank == 0:
-            self.checkpointer.save(ckpt_name, self.training_state(ap), best=update_best_ckpt)
+            with self.wall.phase("checkpoints"):
+                self.checkpointer.save(ckpt_name, self.training_state(ap), best=update_best_ckpt)
 
     def training_state(self, ap: Optional[float]) -> Dict[str, Any]:
         """Upstream's checkpoint keys, and what an exact resume needs beyond them."""

@@ -57,6 +57,8 @@ class CraterExp(Exp):
         self.test_conf = 0.001
         self.eval_interval = 5
         self.print_interval = 10
+        # a short crater epoch would write an epoch_N file per evaluation: the best and final ones are kept
+        self.save_history_ckpt = False
 
         # recipe knobs (each a `KEY VALUE` override; defaults keep the recipe as it was)
         self.optimizer_type = "sgd"     # "sgd" (Nesterov, momentum) or "adamw" (betas (momentum, 0.999))

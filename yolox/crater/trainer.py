@@ -9,7 +9,8 @@ from yolox.crater.report import save_plots
 
 
 class CraterTrainer(Trainer):
-    """Keeps the loss of every iteration for the curves, logs each epoch's throughput and memory, and draws the
+    """Keeps the loss of every iteration for the curves (read at the progress log), logs each epoch's throughput
+    and memory, and draws the
     loss/AP curves and a grid of predictions in the run folder when training ends (rank 0)."""
 
     def __init__(self, exp, options, policy=None) -> None:
@@ -21,11 +22,16 @@ class CraterTrainer(Trainer):
         self.epoch_started = (time.time(), self.samples_seen)
         super().before_epoch()
 
-    def after_iter(self) -> None:
-        row = {"iteration": self.progress_in_iter + 1}
-        row.update({name: meter.latest for name, meter in self.meter.get_filtered_meter("loss").items()})
-        self.loss_history.append(row)
-        super().after_iter()
+    def log_progress(self) -> None:
+        """Each iteration's losses since the last progress line join the curve (read back in one transfer per
+        loss, at the log's pace, so the step never waits for them)."""
+        losses = {name: meter.window_values() for name, meter in self.meter.get_filtered_meter("loss").items()}
+        count = min((len(values) for values in losses.values()), default=0)
+        first = self.progress_in_iter + 2 - count
+        for offset in range(count):
+            self.loss_history.append({"iteration": first + offset,
+                                      **{name: values[offset] for name, values in losses.items()}})
+        super().log_progress()
 
     def after_epoch(self) -> None:
         started, samples = self.epoch_started

@@ -91,6 +91,9 @@ class Exp(BaseExp):
         self.print_interval = 10
         self.eval_interval = 10
         self.save_history_ckpt = True
+        # the resume checkpoint (latest_ckpt.pth) at most this often, and at the end: a kill loses at most this
+        # much training (a resume replays it exactly); 0 writes it after every epoch, like upstream
+        self.save_latest_every_s = 60.0
         # True: a --time plan also fits the EMA's averaging window to the planned run (the fine-tuning plan sets it)
         self.ema_fit_to_schedule = False
         # -b auto (yolox-train-craters): the largest total batch the memory probe may choose

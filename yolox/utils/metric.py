@@ -43,7 +43,14 @@ class AverageMeter:
         self._total = self._total + value
 
     def _window_floats(self) -> np.ndarray:
-        return np.array([_to_float(v) for v in self._window], dtype=np.float64)
+        return np.array(self.window_values(), dtype=np.float64)
+
+    def window_values(self) -> list:
+        """The window's values as floats; tensors are read back in one transfer, not one each."""
+        tensors = [v for v in self._window if isinstance(v, torch.Tensor)]
+        if len(tensors) != len(self._window) or not tensors:
+            return [_to_float(v) for v in self._window]
+        return torch.stack([t.float() for t in tensors]).cpu().tolist()
 
     @property
     def median(self) -> Optional[float]:

@@ -23,6 +23,7 @@ from yolox.utils.device.memory import (
     memory_backend_for,
     mps_high_watermark_ratio,
 )
+from yolox.utils.device.late_read import LateReader
 from yolox.utils.device.policy import DECISIONS, DevicePolicy
 from yolox.utils.device.probe import probe_mps_amp
 from yolox.utils.device.rng import seed_everything
@@ -32,6 +33,7 @@ from yolox.utils.device.streams import CopyStream, make_copy_stream
 __all__ = [
     "DeviceUnavailableError",
     "DevicePolicy",
+    "LateReader",
     "MemoryBackend",
     "build_policy",
     "device_count",

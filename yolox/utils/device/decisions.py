@@ -234,6 +234,18 @@ def _decide_fused_optimizer(out: _Decisions, kind: str, fused_optimizer: Optiona
                                           "tested path")
 
 
+def _decide_late_guard(out: _Decisions, kind: str) -> None:
+    if out.values["fused_optimizer"]:
+        out.set("late_guard", True, "the fused optimizer skips a non-finite step on the device itself (found_inf), so "
+                                    "no step waits for the guard's verdict; the guard reads it one step later")
+    elif kind == "cpu":
+        out.set("late_guard", False, "the CPU computes synchronously: the verdict is read before the optimizer "
+                                     "step at no cost")
+    else:
+        out.set("late_guard", False, f"the foreach optimizer on {kind} cannot skip a step on the device: the "
+                                     "verdict is read before the optimizer step")
+
+
 def _decide_compile_model(out: _Decisions, kind: str, compile_model: Optional[bool], triton_found: bool) -> None:
     if compile_model and kind == "cuda" and not triton_found:
         out.set("compile_model", False, "refused: Triton is not installed, so Inductor cannot build CUDA kernels")
@@ -330,6 +342,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     _decide_compile_model(out, kind, compile_model, triton_found)
     _decide_fused_bn_act(out, kind, fused_bn_act)
     _decide_fused_optimizer(out, kind, fused_optimizer)
+    _decide_late_guard(out, kind)
     _decide_compile_augment(out, kind, device, compile_augment, triton_found)
     _decide_cache(out, kind, cache_release_every)
     decide_self_check(out, kind, self_check, simulated=device.type != kind,

@@ -18,7 +18,7 @@ DECISIONS = (
     "device", "amp_dtype", "grad_scaler", "pin_memory", "non_blocking", "num_workers", "worker_floor",
     "prefetch_stream", "batch_augment",
     "dist_backend", "cudnn_benchmark", "compile_model", "channels_last", "fused_bn_act", "fused_optimizer",
-    "compile_augment",
+    "late_guard", "compile_augment",
     "cache_release_every",
     "downcast_float64", "mps_fallback", "memory",
     "self_check", "assign_on_cpu", "loss_on_cpu", "postprocess_on_cpu",
@@ -49,6 +49,7 @@ class DevicePolicy:
     batch_augment: bool = False
     fused_bn_act: bool = False
     fused_optimizer: bool = False
+    late_guard: bool = False              # the non-finite verdict read a step late (the optimizer skips on device)
     compile_augment: bool = False
     self_check: Optional[str] = None      # the device check report the decisions below came from
     assign_on_cpu: bool = False           # parts the device check found disagreeing with the CPU
