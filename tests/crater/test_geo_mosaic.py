@@ -8,7 +8,7 @@ from tests.crater.geo_mosaics import DISC_FIELD, equirectangular, polar, require
 
 require_geo()
 
-from yolox.crater.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic  # noqa: E402
+from tests.fixtures.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic  # noqa: E402
 
 
 def read_csv(path):

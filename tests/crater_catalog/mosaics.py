@@ -1,5 +1,5 @@
 """The generated mosaics the crater-catalogue tests run on."""
-from yolox.crater.synthetic_mosaic import DISC_VALUE, MosaicConfig, place_mosaic_craters, \
+from yolox.synthetic.mosaic import DISC_VALUE, MosaicConfig, place_mosaic_craters, \
     render_block, render_mosaic, write_mosaic
 
 __all__ = ["DISC_VALUE", "MosaicConfig", "place_mosaic_craters", "render_block", "render_mosaic", "write_mosaic"]

@@ -18,11 +18,11 @@ from yolox.crater.completeness import completeness_warning
 from yolox.crater.fine_tune import apply_fine_tune_model, apply_fine_tune_schedule
 from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
 from yolox.crater.report import log_plan, report_run, save_plots
-from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.crater.trainer import CraterTrainer
 from yolox.data.datasets import load_split_as_coco
 from yolox.diagnostics.device_check.before_training import checked_policy
 from yolox.exp import check_exp_value, get_exp
+from yolox.synthetic.craters import generate_synthetic_craters
 from yolox.utils.autobatch import BatchDecision, autobatch
 from yolox.utils.device import device_count
 from yolox.utils.dist import get_local_rank, get_rank, get_world_size

@@ -1,6 +1,6 @@
 """Large synthetic crater mosaics with a known crater list, for testing whole-image detection.
 
-The craters are placed over the whole mosaic (the placement rule of `yolox.crater.synthetic`, plus optional
+The craters are placed over the whole mosaic (the placement rule of `yolox.synthetic.craters`, plus optional
 craters larger than any detector tile) and the image is rendered block by block with the same bowls and
 hill-shading as the training tiles, so craters cross block and tile edges seamlessly and memory stays at
 one block. The terrain is a sum of plane waves evaluated at mosaic coordinates, continuous across blocks.
@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from yolox.crater.synthetic import add_crater, hillshade
+from yolox.synthetic.craters import add_crater, hillshade
 
 __all__ = ["MosaicConfig", "place_mosaic_craters", "render_block", "iter_blocks", "render_mosaic",
            "write_mosaic", "truth_rows"]
