@@ -1,13 +1,15 @@
-"""Catalogue rows a user's reference CSV may hold: valid ones must be read (read_catalogue)."""
+"""Catalogue rows a user's reference CSV may hold: valid ones must be read (read_catalogue with named columns)."""
 import numpy as np
 
-from yolox.crater_catalog.compare import read_catalogue
+from yolox.crater_catalog.catalogue_reader import read_catalogue
+
+PIXEL_COLUMNS = ("x_px", "y_px", "diameter_px")
 
 
 def test_plain_catalogue_with_crlf_scientific_notation_quotes_and_extra_columns(tmp_path):
     path = tmp_path / "ref.csv"
     path.write_bytes(b'"name","x_px","y_px","diameter_px",score\r\nA,1.5e2,20,1E1,\r\nB,"30",40,5,0.5\r\n\r\n')
-    craters = read_catalogue(str(path))
+    craters = read_catalogue(str(path), PIXEL_COLUMNS).craters()
     np.testing.assert_allclose(craters.x, [150, 30])
     np.testing.assert_allclose(craters.diameter, [10, 5])
     np.testing.assert_allclose(craters.score, [1.0, 0.5])
@@ -16,4 +18,4 @@ def test_plain_catalogue_with_crlf_scientific_notation_quotes_and_extra_columns(
 def test_catalogue_saved_with_a_byte_order_mark(tmp_path):
     path = tmp_path / "ref.csv"
     path.write_bytes("\ufeffx_px,y_px,diameter_px\n1,2,3\n".encode("utf-8"))
-    assert len(read_catalogue(str(path))) == 1
+    assert len(read_catalogue(str(path), PIXEL_COLUMNS)) == 1

@@ -4,7 +4,7 @@ import csv
 import numpy as np
 import pytest
 
-from tests.crater.geo_mosaics import DISC_FIELD, equirectangular, polar, require_geo
+from tests.crater_catalog.geo_mosaics import DISC_FIELD, equirectangular, polar, require_geo
 
 require_geo()
 
