@@ -4,7 +4,6 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from tests.crater_catalog.fake_model import DiscFinder
 from tests.crater_catalog.mosaics import MosaicConfig, place_mosaic_craters, render_mosaic
