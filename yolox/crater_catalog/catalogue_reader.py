@@ -39,6 +39,11 @@ DELIMITERS = ",\t;"
 LONLAT, MAP, AS_NAMED = "lon/lat", "map x/y", "as named"     # what a table's (a, b) are
 
 
+def _header_preview(header: Sequence[str]) -> str:
+    """The header's first names, for error messages."""
+    return ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+
+
 class CatalogueError(DataError):
     """A crater catalogue we cannot read: missing file, no recognisable columns, no usable row."""
 
@@ -49,8 +54,8 @@ class MissingColumns(CatalogueError):
     def __init__(self, path: str, missing: Sequence[str], header: Sequence[str]) -> None:
         self.path, self.missing = path, tuple(missing)
         super().__init__(f"crater catalogue {path} has no column(s) {', '.join(missing)} (its header: "
-                         f"{', '.join(header[:12])}{', ...' if len(header) > 12 else ''}): name its x, y and "
-                         "diameter columns (compare_catalogues.py --columns X,Y,DIAMETER)")
+                         f"{_header_preview(header)}): name its x, y and diameter columns "
+                         "(compare_catalogues.py --columns X,Y,DIAMETER)")
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,7 @@ def _choose_columns(header: Sequence[str], path: str) -> Tuple[Tuple[int, int, i
     if diameter is not None and x is not None and y is not None:
         return (x, y, diameter), MAP, unit
     raise CatalogueError(f"crater catalogue {path}: no recognisable columns in its header "
-                         f"({', '.join(header[:12])}{', ...' if len(header) > 12 else ''}): name them "
-                         f"{accepted_names()}")
+                         f"({_header_preview(header)}): name them {accepted_names()}")
 
 
 def _delimiter(first_line: str) -> str:
