@@ -195,7 +195,7 @@ def measure_eval(exp, args, settings: Settings, size: int) -> Dict:
 
 def synthetic_data_dir(size: int, num_train: int) -> str:
     """A synthetic crater set at `size` under the temp dir, made once and reused."""
-    from yolox.crater.synthetic import generate_synthetic_craters
+    from yolox.synthetic.craters import generate_synthetic_craters
 
     out_dir = Path(tempfile.gettempdir()) / f"yolox_bench_craters_{size}_{num_train}"
     if not (out_dir / "annotations" / "instances_val2017.json").exists():

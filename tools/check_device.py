@@ -19,6 +19,7 @@ from typing import List, Optional
 
 from loguru import logger
 
+from yolox.cli.flags import add_device_args
 from yolox.diagnostics.device_check import CheckPlan, build_report, run_checks, table
 from yolox.utils.device import build_policy
 from yolox.utils.device.selfcheck_report import report_path, write_report
@@ -27,11 +28,10 @@ from yolox.utils.user_errors import CLIParser, run_cli
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = CLIParser("check_device", description="compare this machine's device with its CPU, part by part")
-    parser.add_argument("--device", default="auto", choices=("auto", "mps", "cuda", "cpu"),
-                        help="device to check (auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--out", default=None, help="also write the JSON report here (to paste into an issue)")
     parser.add_argument("--quick", action="store_true",
                         help="only forward, losses, assignment and decode + NMS (seconds)")
+    add_device_args(parser)
     return parser.parse_args(argv)
 
 

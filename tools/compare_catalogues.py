@@ -35,21 +35,21 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _read_pair(args: argparse.Namespace):
     """(detected, reference) craters: as given in --columns, or both on the body with --raster."""
-    from yolox.crater_catalog.compare import read_catalogue
+    from yolox.crater_catalog.catalogue_reader import describe, read_catalogue
+    from yolox.crater_catalog.compare import on_the_body
 
     if args.raster:
-        from yolox.crater.database_compare import on_the_body
-
         detected, reference, counts = on_the_body(args.detected, args.reference, args.raster)
         print("compared on the body in km; " + ", ".join(f"{key}: {value}" for key, value in counts.items()))
         return detected, reference
     columns = tuple(part.strip() for part in args.columns.split(","))
     if len(columns) != 3:
         raise SystemExit(f"--columns {args.columns!r}: give three names, x,y,diameter")
-    try:
-        return read_catalogue(args.detected, columns), read_catalogue(args.reference, columns)
-    except (OSError, ValueError) as error:
-        raise SystemExit(str(error)) from None
+    tables = [(path, read_catalogue(path, columns)) for path in (args.detected, args.reference)]
+    for path, table in tables:
+        if table.rows_skipped:
+            print(describe(table, path))
+    return tuple(table.craters() for _, table in tables)
 
 
 def main(argv=None) -> int:

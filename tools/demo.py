@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from loguru import logger
 
+from yolox.cli.flags import add_device_args, policy_from_args
 from yolox.utils.user_errors import CLIParser, run_cli
 
 from yolox.data.data_augment import ValTransform
@@ -18,7 +19,6 @@ from yolox.data.datasets import COCO_CLASSES
 from yolox.exp import get_exp
 from yolox.utils.boxes import postprocess
 from yolox.utils.checkpoint import load_run_model
-from yolox.utils.device import build_policy
 from yolox.utils.model_utils import fuse_model, get_model_info
 
 IMAGE_EXT = (".jpg", ".jpeg", ".webp", ".bmp", ".png")
@@ -34,13 +34,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save_result", action="store_true", help="save the drawn image/video")
     parser.add_argument("-f", "--exp_file", default=None, type=str, help="experiment description file")
     parser.add_argument("-c", "--ckpt", default=None, type=str, help="checkpoint (default: best_ckpt.pth)")
-    parser.add_argument("--device", default="cpu", type=str,
-                        help="cpu | gpu (= cuda) | cuda | cuda:N | mps | auto")
     parser.add_argument("--conf", default=0.3, type=float, help="score threshold (also for drawing)")
     parser.add_argument("--nms", default=0.3, type=float, help="NMS IoU threshold")
     parser.add_argument("--tsize", default=None, type=int, help="square test size")
-    parser.add_argument("--fp16", dest="fp16", default=False, action="store_true",
-                        help="mixed-precision inference where the device policy allows it")
     parser.add_argument("--legacy", dest="legacy", default=False, action="store_true",
                         help="old (RGB, mean/std) preprocessing")
     parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
@@ -48,6 +44,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="use a TensorRT model (CUDA and torch2trt only)")
     parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
+    add_device_args(parser)
+    parser.set_defaults(fp16=False)     # inference stays fp32 unless --fp16 asks (upstream's demo default)
     return parser
 
 
@@ -242,7 +240,7 @@ def main(exp, args):
     vis_folder = os.path.join(file_name, "vis_res") if args.save_result else None
     if args.trt:
         args.device = "gpu"
-    policy = build_policy(args.device, fp16=args.fp16)
+    policy = policy_from_args(args)
     logger.info(f"Args: {args}")
     exp.test_conf = args.conf
     exp.nmsthre = args.nms

@@ -30,6 +30,7 @@ a shared file system; --merge then takes that one folder.
 """
 import argparse
 
+from yolox.cli.flags import add_device_args, policy_from_args
 from yolox.utils.user_errors import CLIParser, run_cli
 
 
@@ -41,7 +42,6 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", "--exp_file", help="experiment file the model was trained with")
     parser.add_argument("-c", "--ckpt", help="checkpoint (best_ckpt.pth)")
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per image for a folder)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--tile", type=int, default=None, help="tile side in pixels, a multiple of 32 "
                         "(default: the exp's test size)")
     parser.add_argument("--overlap", type=int, default=None, help="pixels shared by neighbouring tiles "
@@ -51,7 +51,6 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-b", "--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--conf", type=float, default=0.3, help="score threshold")
     parser.add_argument("--nms", type=float, default=None, help="NMS IoU threshold (default: the exp's)")
-    parser.add_argument("--fp16", action="store_true", help="mixed precision where the device policy allows it")
     parser.add_argument("--pixel-size", type=float, default=None,
                         help="metres per pixel for images without georeference (for km in craters.diam)")
     parser.add_argument("--chunk-tiles", type=int, default=64,
@@ -68,6 +67,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-ckpt", action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
     parser.add_argument("opts", nargs="*", help="KEY VALUE pairs to modify the exp")
+    add_device_args(parser)
+    parser.set_defaults(fp16=False)     # detection stays fp32 unless --fp16 asks
     return parser
 
 
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
     args = parser.parse_intermixed_args(argv)
     from yolox.crater_catalog import detect_craters, merge_parts
     from yolox.crater_catalog.chunks import shard_for
+    from yolox.crater_catalog.pipeline import launcher_local_rank
 
     try:
         if args.merge:
@@ -94,11 +96,11 @@ def main(argv=None) -> int:
             return 0
         if not (args.source and args.exp_file and args.ckpt):
             parser.error("give an image, -f EXP and -c CKPT (or --merge DIR... to join shards)")
-        detect_craters(args.source, args.exp_file, args.ckpt, args.out, device=args.device, tile=args.tile,
-                       overlap=args.overlap, scales=parse_scales(args.scales), batch_size=args.batch_size,
-                       conf=args.conf, nms=args.nms, fp16=args.fp16, pixel_size_m=args.pixel_size,
-                       trust_ckpt=args.trust_ckpt, exp_opts=args.opts, chunk_tiles=args.chunk_tiles,
-                       restart=args.restart, shard=shard_for(args.shard))
+        detect_craters(args.source, args.exp_file, args.ckpt, args.out, tile=args.tile, overlap=args.overlap,
+                       scales=parse_scales(args.scales), batch_size=args.batch_size, conf=args.conf, nms=args.nms,
+                       fp16=args.fp16, pixel_size_m=args.pixel_size, trust_ckpt=args.trust_ckpt,
+                       exp_opts=args.opts, chunk_tiles=args.chunk_tiles, restart=args.restart,
+                       shard=shard_for(args.shard), policy=policy_from_args(args, local_rank=launcher_local_rank()))
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(str(error)) from None
     return 0

@@ -7,6 +7,7 @@ from typing import Optional
 from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from yolox.cli.flags import add_device_args, policy_from_args
 from yolox.utils.user_errors import CLIParser, UserError, run_cli
 
 from yolox.core import launch
@@ -14,7 +15,7 @@ from yolox.core.exp_calls import build_evaluator
 from yolox.core.launch import launched_by_torchrun
 from yolox.exp import get_exp
 from yolox.utils.checkpoint import load_run_model
-from yolox.utils.device import DevicePolicy, build_policy, device_count
+from yolox.utils.device import DevicePolicy, device_count
 from yolox.utils.dist import get_local_rank, get_rank, get_world_size
 from yolox.utils.logger import setup_logger
 from yolox.utils.model_utils import fuse_model, get_model_info
@@ -38,7 +39,6 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nms", default=None, type=float, help="test nms threshold")
     parser.add_argument("--tsize", default=None, type=int, help="test img size")
     parser.add_argument("--seed", default=None, type=int, help="eval seed")
-    parser.add_argument("--fp16", dest="fp16", default=False, action="store_true", help="half-precision evaluation")
     parser.add_argument("--fuse", dest="fuse", default=False, action="store_true", help="fuse conv and bn")
     parser.add_argument("--trt", dest="trt", default=False, action="store_true",
                         help="use a TensorRT model (CUDA and torch2trt only)")
@@ -46,10 +46,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="old (RGB, mean/std) preprocessing")
     parser.add_argument("--test", dest="test", default=False, action="store_true", help="evaluate on test-dev")
     parser.add_argument("--speed", dest="speed", default=False, action="store_true", help="speed test only")
-    parser.add_argument("--device", type=str, default="auto",
-                        help="auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
+    add_device_args(parser)
+    parser.set_defaults(fp16=False)     # evaluation stays fp32 unless --fp16 asks (upstream's eval default)
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to modify the exp")
     return parser
 
@@ -84,7 +84,7 @@ def main(exp, args, num_devices: int, policy: Optional[DevicePolicy] = None) -> 
     world_size = get_world_size()
     is_distributed = world_size > 1
     if policy is None:
-        policy = build_policy(args.device, fp16=args.fp16, local_rank=get_local_rank(), world_size=world_size)
+        policy = policy_from_args(args, local_rank=get_local_rank(), world_size=world_size)
     if args.seed is not None:
         policy.seed_everything(args.seed, deterministic=True)
         logger.warning("You have turned on seeded evaluation: deterministic kernels may slow it down.")
@@ -132,7 +132,7 @@ def run(argv=None) -> None:
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     num_devices = args.devices if args.devices is not None else 1
-    policy = build_policy(args.device, fp16=args.fp16, world_size=num_devices)
+    policy = policy_from_args(args, world_size=num_devices)
     if policy.kind == "cuda" and num_devices > device_count("cuda"):
         raise SystemExit(f"-d {num_devices} asks for more CUDA devices than the {device_count('cuda')} visible")
     if num_devices > 1:  # before the workers start, so their thread pools and NCCL see it

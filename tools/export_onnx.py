@@ -8,6 +8,7 @@ import torch
 from loguru import logger
 from torch import nn
 
+from yolox.cli.flags import add_device_args
 from yolox.utils.user_errors import CLIParser, run_cli
 
 from yolox.exp import get_exp
@@ -30,10 +31,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", "--name", type=str, default=None, help="model name")
     parser.add_argument("-c", "--ckpt", default=None, type=str, help="ckpt path (default: best_ckpt.pth)")
     parser.add_argument("--decode_in_inference", action="store_true", help="decode in inference or not")
-    parser.add_argument("--device", type=str, default="cpu",
-                        help="export device; tracing runs on the CPU, so only cpu is accepted")
     parser.add_argument("--trust-ckpt", dest="trust_ckpt", default=False, action="store_true",
                         help="allow checkpoints that need full unpickling (only for files you trust)")
+    add_device_args(parser)
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to modify the exp")
     return parser
 
@@ -45,8 +45,9 @@ def require_module(name: str, why: str) -> None:
 
 def export(exp, args) -> str:
     """Trace the model with a [batch, 3, test_h, test_w] input and write args.output_name."""
-    if args.device != "cpu":
-        raise SystemExit(f"--device {args.device}: ONNX export traces on the CPU; use --device cpu")
+    if args.device not in ("auto", "cpu") or args.fp16 or args.bf16:
+        raise SystemExit(f"--device {args.device}{' --fp16' if args.fp16 else ''}{' --bf16' if args.bf16 else ''}: "
+                         "ONNX export traces in fp32 on the CPU; use --device cpu (or auto) without --fp16/--bf16")
     if not args.experiment_name:
         args.experiment_name = exp.exp_name
     model = load_run_model(exp, args.ckpt, os.path.join(exp.output_dir, args.experiment_name),

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
-    from yolox.crater.synthetic_mosaic import MosaicConfig, truth_rows, write_mosaic
+    from yolox.synthetic.mosaic import MosaicConfig, truth_rows, write_mosaic
 
     cfg = MosaicConfig(width=args.size, height=args.size, seed=args.seed, big_craters=args.big_craters)
     # the mosaic's top-left corner at 10 deg N, 20 deg E on Mars

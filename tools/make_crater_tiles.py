@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     except ImportError:
         make_parser().error("rasterio and pyproj are needed to place catalogue craters on a raster: "
                             "pip install -e \".[geo]\"")
-    from yolox.crater.catalog_tiles import TileSettings, make_crater_tiles
+    from yolox.crater_catalog.catalog_tiles import TileSettings, make_crater_tiles
 
     settings = TileSettings(tile=args.tile, overlap=args.overlap, val_fraction=args.val_fraction,
                             min_diameter_px=args.min_diameter_px, max_nodata=args.max_nodata)

@@ -24,7 +24,7 @@ class Exp(NanoCraterExp):
         self.seed = 0
         self.data_dir = os.path.join("datasets", "craters_demo")
         # the crater workflow reads these: the synthetic set it generates where data_dir is empty
-        # (yolox.crater.synthetic.generate_synthetic_craters arguments), the largest batch -b auto may
+        # (yolox.synthetic.craters.generate_synthetic_craters arguments), the largest batch -b auto may
         # choose, and whether the from-scratch recipe may change this schedule (no: it is the demo's own)
         self.synthetic_data = dict(num_train=128, num_val=32, img_size=192, min_radius=5.0,
                                    max_radius_fraction=0.22, craters_per_image=(5, 20), terrain_relief=0.5)

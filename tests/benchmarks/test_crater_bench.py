@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.benchmarks.conftest import REPO, load_benchmark
-from yolox.crater.synthetic import generate_synthetic_craters
+from yolox.synthetic.craters import generate_synthetic_craters
 
 NANO_EXP = str(REPO / "exps" / "crater" / "yolox_nano_crater.py")
 

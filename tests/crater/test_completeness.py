@@ -1,9 +1,10 @@
-"""The completeness record and the warning when training scales show the model its unlabelled craters."""
+"""The completeness record (the tile maker's) and the warning when training scales show the model its unlabelled
+craters."""
 import numpy as np
 import pytest
 
-from yolox.crater.completeness import (VISIBLE_PX, completeness_info, completeness_warning,
-                                       visible_unlabelled_fraction)
+from yolox.crater.completeness import VISIBLE_PX, completeness_warning, visible_unlabelled_fraction
+from yolox.crater_catalog.catalog_tiles import completeness_info
 
 
 def info(px: float, km: float = 1.0, min_px: float = 4.0) -> dict:

@@ -7,9 +7,9 @@ import pytest
 import yolox.models.yolox_loss as yolox_loss
 from tests.conftest import loguru_messages
 from tests.crater.runs import NANO_EXP, crater_main
-from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.exp import get_exp
 from yolox.models.assignment import count_gts
+from yolox.synthetic.craters import generate_synthetic_craters
 
 DROP_WARNING = "extra boxes are dropped"
 DENSE_256 = dict(img_size=256, min_radius=1.5, max_radius_fraction=0.08, craters_per_image=(600, 700),

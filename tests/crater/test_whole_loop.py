@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import loguru_messages, shared_path
-from tests.crater.geo_mosaics import LOOP_FIELD, crop_geotiff, equirectangular, polar, require_geo
+from tests.crater_catalog.geo_mosaics import LOOP_FIELD, crop_geotiff, equirectangular, polar, require_geo
 from tests.crater.runs import NANO_EXP, crater_main
 from tests.tools.conftest import load_tool
 

@@ -13,8 +13,8 @@ from tests.tools.conftest import load_tool
 from tests.utils.test_autobatch import FakeClock, FakeMemory, FormulaDetector, StepFormula
 from yolox.crater import workflow
 from yolox.crater.report import log_plan
-from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.exp import get_exp
+from yolox.synthetic.craters import generate_synthetic_craters
 from yolox.utils.device import build_policy
 from yolox.utils.user_errors import UserError
 

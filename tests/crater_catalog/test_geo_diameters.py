@@ -6,12 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from tests.crater.geo_mosaics import equirectangular, polar, rendered_boxes, require_geo
+from tests.crater_catalog.geo_mosaics import equirectangular, polar, rendered_boxes, require_geo
 
 require_geo()
 
 from affine import Affine  # noqa: E402  (rasterio's)
-from yolox.crater.rim_boxes import centre_pixels, rim_boxes  # noqa: E402
 from yolox.crater_catalog.footprint import CountingArea  # noqa: E402
 from yolox.crater_catalog.geo import GeoReference  # noqa: E402
 from yolox.crater_catalog.merge import Craters  # noqa: E402
@@ -50,8 +49,8 @@ def mean_box_side(boxes: np.ndarray) -> np.ndarray:
 def test_inverse_of_the_tile_makers_rim_boxes(name, diameter_m):
     crs, transform, lon, lat = PROJECTIONS[name]
     geo = geo_reference(crs, transform)
-    boxes = rim_boxes(lon, lat, np.full(len(lon), diameter_m), geo.crs_wkt, transform)
-    x, y = centre_pixels(lon, lat, geo.crs_wkt, transform)
+    boxes = geo.rim_boxes(lon, lat, np.full(len(lon), diameter_m))
+    x, y = geo.lonlat_to_pixels(lon, lat)
     assert np.allclose(geo.diameters_m(x, y, mean_box_side(boxes)), diameter_m, rtol=2e-3)
 
 
@@ -81,11 +80,12 @@ def drawn_craters(tif, mosaic):
         image, transform, wkt = dataset.read(1), dataset.transform, dataset.crs.to_wkt()
     boxes = rendered_boxes(image)
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
-    x, y = centre_pixels(mosaic.craters[:, 0], mosaic.craters[:, 1], wkt, transform)
+    geo = GeoReference(transform, wkt)
+    x, y = geo.lonlat_to_pixels(mosaic.craters[:, 0], mosaic.craters[:, 1])
     nearest = np.argmin(np.hypot(centres[:, None, 0] - x, centres[:, None, 1] - y), axis=1)
     whole = (boxes[:, 0] > 0) & (boxes[:, 1] > 0) & (boxes[:, 2] < image.shape[1]) & (boxes[:, 3] < image.shape[0])
     craters = Craters(centres[whole, 0], centres[whole, 1], mean_box_side(boxes[whole]), np.ones(int(whole.sum())))
-    return craters, GeoReference(transform, wkt), image.shape, mosaic.craters[nearest[whole], 2]
+    return craters, geo, image.shape, mosaic.craters[nearest[whole], 2]
 
 
 def read_column(path, name):

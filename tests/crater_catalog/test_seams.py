@@ -1,19 +1,29 @@
 """Tiled detection equals detection on the whole image: no seam duplicates, none lost at seams."""
-import numpy as np
-import pytest
-import torch
-
-from tests.crater_catalog.fake_model import DiscFinder
-from yolox.crater_catalog.compare import compare_catalogues
-from yolox.crater_catalog.detect import DetectionSettings, TileDetector, detect_source
-from yolox.crater_catalog.merge import Craters
-from yolox.crater_catalog.sources import OpenCVSource, open_source
-from tests.crater_catalog.mosaics import MosaicConfig, place_mosaic_craters, render_mosaic
-from yolox.utils.device import build_policy
+from typing import Dict, Tuple
 
 import cv2
+import numpy as np
+import pytest
+
+from tests.crater_catalog.fake_model import DiscFinder
+from tests.crater_catalog.mosaics import MosaicConfig, place_mosaic_craters, render_mosaic
+from yolox.crater_catalog.compare import compare_catalogues
+from yolox.crater_catalog.detect import DetectionSettings, TileDetector, combine_chunks, plan_source_chunks, run_chunks
+from yolox.crater_catalog.merge import Craters
+from yolox.crater_catalog.parts import ChunkResult
+from yolox.crater_catalog.sources import ImageSource, OpenCVSource, open_source
+from yolox.utils.device import build_policy
 
 TILE, OVERLAP = 256, 80
+
+
+def detect_source(source: ImageSource, detector: TileDetector, settings: DetectionSettings) -> Tuple[Craters, int]:
+    """All craters of `source` (merged across tiles and scales) and the number of tiles, nothing recorded."""
+    chunks = plan_source_chunks(source, settings)
+    results: Dict[int, ChunkResult] = {}
+    run_chunks(source, detector, settings, chunks, lambda chunk, result: results.__setitem__(chunk.index, result),
+               lambda chunk, error: None, "tiles")
+    return combine_chunks([results[i] for i in sorted(results)], settings), sum(len(c.tiles) for c in chunks)
 
 
 @pytest.fixture(scope="module")

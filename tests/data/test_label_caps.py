@@ -5,7 +5,7 @@ import pytest
 
 from yolox.data.label_caps import (HEADROOM, MIN_EVAL_MAX_DETS, MIN_MAX_LABELS, densest_image_boxes,
                                    images_per_sample, resolve_cap)
-from yolox.crater.synthetic import generate_synthetic_craters
+from yolox.synthetic.craters import generate_synthetic_craters
 
 DENSEST = {"train": 1507, "val": 900}
 

@@ -32,7 +32,34 @@ def test_train_flag_defaults_and_cache_const():
     args = load_tool("train").make_parser().parse_args(["-f", "x.py", "--cache", "--resume", "max_epoch", "3"])
     assert (args.batch_size, args.cache, args.resume, args.device, args.opts) == (64, "ram", True, "auto",
                                                                                   ["max_epoch", "3"])
-    assert load_tool("demo").make_parser().parse_args(["image"]).device == "cpu"
+
+
+# each command that takes a device, with the fewest arguments its parser accepts
+DEVICE_COMMANDS = {"train": [], "train_crater_device_aware": [], "eval": [], "demo": ["image"], "export_onnx": [],
+                   "detect_craters": ["--out", "out"]}
+
+
+@pytest.mark.parametrize("tool", sorted(DEVICE_COMMANDS))
+def test_every_device_command_shares_the_device_flags_with_device_auto(tool):
+    parser = load_tool(tool).make_parser()
+    args = parser.parse_args(DEVICE_COMMANDS[tool])
+    assert args.device == "auto" and args.channels_last == "auto" and args.bf16 is None
+    assert parser.parse_args([*DEVICE_COMMANDS[tool], "--fp16"]).fp16 is True
+
+
+def test_inference_commands_stay_fp32_unless_asked_and_check_device_shares_the_flags():
+    for tool in ("eval", "demo", "detect_craters"):
+        assert load_tool(tool).make_parser().parse_args(DEVICE_COMMANDS[tool]).fp16 is False
+    args = load_tool("check_device").parse_args(["--compile", "off"])
+    assert args.device == "auto" and args.compile == "off"
+
+
+@pytest.mark.parametrize("flags", [["--device", "cuda"], ["--fp16"], ["--bf16"]])
+def test_export_onnx_refuses_what_cpu_tracing_cannot_do(flags):
+    export = load_tool("export_onnx")
+    args = export.make_parser().parse_args(["-n", "yolox-nano", *flags])
+    with pytest.raises(SystemExit, match="ONNX export traces in fp32 on the CPU"):
+        export.export(None, args)
 
 
 @pytest.fixture

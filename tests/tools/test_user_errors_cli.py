@@ -58,7 +58,8 @@ def test_bad_exp_value(tmp_path, tiny_data, opts, expected):
 
 
 @pytest.mark.parametrize("tool, args", [("train", ["-n", "yolox-nano"]), ("eval", ["-n", "yolox-nano"]),
-                                        ("demo", ["image", "-n", "yolox-nano", "--path", "dog.jpg"])])
+                                        ("demo", ["image", "-n", "yolox-nano", "--path", "dog.jpg"]),
+                                        ("check_device", ["--quick"])])
 def test_unknown_device_is_one_line(tmp_path, tool, args):
     assert_one_line_user_error(run_tool(tool, *args, "--device", "tpu", cwd=tmp_path),
                                "unknown device 'tpu'", "use auto, cpu, cuda")

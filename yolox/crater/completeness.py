@@ -2,30 +2,22 @@
 
 A database lists craters only above some diameter; the smaller craters in a tile carry no label, and a
 detector trained on such tiles learns them as background wherever it can see them. The tile maker
-records the limit in the dataset's `info` block; the crater plan calls `completeness_warning` with the
-range of scales training applies to the tiles. Crater counts grow steeply to small sizes (cumulative
-N(>D) ~ D^-2 is typical), so most unlabelled craters sit just above the image's resolution.
+records the limit in the dataset's `info` block (`yolox.crater_catalog.catalog_tiles.completeness_info`);
+the crater plan calls `completeness_warning` with the range of scales training applies to the tiles.
+Crater counts grow steeply to small sizes (cumulative N(>D) ~ D^-2 is typical), so most unlabelled craters
+sit just above the image's resolution.
 """
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["completeness_info", "completeness_warning", "visible_unlabelled_fraction", "RESOLVED_PX",
-           "VISIBLE_PX", "SIZE_SLOPE"]
+__all__ = ["completeness_warning", "visible_unlabelled_fraction", "RESOLVED_PX", "VISIBLE_PX", "SIZE_SLOPE"]
 
 RESOLVED_PX = 2.0    # craters narrower than this are not resolved in the tile at all
 VISIBLE_PX = 4.0     # the smallest craters a detector sees (the tile maker's default --min-diameter-px)
 SIZE_SLOPE = 2.0     # cumulative size-frequency slope: N(>D) ~ D^-SIZE_SLOPE
 MOST = 0.5
 SCALE_SAMPLES = 65
-
-
-def completeness_info(diameter_km: np.ndarray, diameter_px: np.ndarray, min_diameter_px: float) -> Dict[str, float]:
-    """The dataset's record of its labels' lower limit (the catalogue's smallest crater in the raster)."""
-    smallest = int(np.argmin(diameter_px)) if len(diameter_px) else None
-    return {"catalogue_min_diameter_km": None if smallest is None else round(float(diameter_km[smallest]), 6),
-            "catalogue_min_diameter_px": None if smallest is None else round(float(diameter_px[smallest]), 3),
-            "min_diameter_px": float(min_diameter_px)}
 
 
 def visible_unlabelled_fraction(labelled_px: float, scale: float) -> float:

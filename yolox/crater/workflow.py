@@ -24,14 +24,14 @@ from yolox.crater.exp import CraterExp
 from yolox.crater.fine_tune import apply_fine_tune_model, apply_fine_tune_schedule
 from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
 from yolox.crater.report import log_plan
-from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.data.datasets import load_split_as_coco
 from yolox.diagnostics.device_check.before_training import checked_policy
 from yolox.exp import check_exp_value, get_exp
+from yolox.synthetic.craters import generate_synthetic_craters
 from yolox.utils.autobatch import BatchDecision, autobatch
 from yolox.utils.device import DevicePolicy
-from yolox.utils.logger import setup_logger
 from yolox.utils.durations import parse_duration
+from yolox.utils.logger import setup_logger
 from yolox.utils.user_errors import UserError
 
 # exps/crater: installed, the package's own folder; in a checkout, the folder the package appends last

@@ -4,17 +4,26 @@ A detected and a reference crater match when their centres are closer than `max_
 reference diameter and their diameters differ by less than a factor `max_diam_ratio`. Candidate pairs
 are taken closest first (distance relative to the reference diameter), each crater in at most one pair.
 Precision in a diameter bin counts the detections of that size, recall the reference craters of it.
+
+On the body (`on_the_body`): a craters.csv detected on a georeferenced raster against a crater database in
+longitude and latitude (read by its own column names, either longitude convention, or map coordinates in the
+raster's CRS), keeping the database's craters centred on the raster. Both go to kilometres in an azimuthal
+equidistant plane centred on the raster, on the raster's body, so distances and diameters compare the same in
+any projection of the mosaic. Needs rasterio and pyproj (the geo extra).
 """
-import csv
 import math
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from yolox.crater_catalog.catalogue_reader import CatalogueError, MissingColumns, read_catalogue
 from yolox.crater_catalog.merge import Craters
+from yolox.crater_catalog.sources import open_georeferenced_raster
 
-__all__ = ["MatchRule", "read_catalogue", "match_craters", "compare_catalogues", "format_report"]
+__all__ = ["MatchRule", "match_craters", "compare_catalogues", "format_report", "on_the_body", "DETECTED_COLUMNS"]
+
+DETECTED_COLUMNS = ("lon", "lat", "diameter_m")
 
 
 @dataclass(frozen=True)
@@ -25,20 +34,6 @@ class MatchRule:
     def describe(self) -> str:
         return (f"match: centre distance < {self.max_dist_frac:g} x reference diameter and diameter ratio "
                 f"< {self.max_diam_ratio:g}, one to one, closest first")
-
-
-def read_catalogue(path: str, columns: Tuple[str, str, str] = ("x_px", "y_px", "diameter_px")) -> Craters:
-    """Craters of a CSV with a header naming the x, y and diameter columns (score optional)."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # Excel's "CSV UTF-8" starts with a BOM
-        reader = csv.DictReader(handle)
-        missing = [name for name in columns if name not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: no column(s) {missing} (header: {reader.fieldnames}); "
-                             f"name the columns with --columns X,Y,DIAMETER")
-        rows = [(float(r[columns[0]]), float(r[columns[1]]), float(r[columns[2]]), float(r.get("score") or 1.0))
-                for r in reader]
-    table = np.asarray(rows, np.float64).reshape(-1, 4)
-    return Craters(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
 
 
 def match_craters(detected: Craters, reference: Craters, rule: MatchRule = MatchRule()
@@ -138,3 +133,37 @@ def format_report(report: Dict) -> str:
     table = tabulate(rows, headers=["diameter", "reference", "detected", "found (ref)", "true (det)", "precision", "recall", "F1"])
     errors = ", ".join(f"{k} {v:.3f}" for k, v in report["matched_errors"].items()) or "no matches"
     return f"{report['rule']['text']}\n{table}\nmatched craters: {errors}"
+
+
+def _read_detected(path: str) -> Craters:
+    """lon, lat, diameter_m and score of a craters.csv written for a georeferenced image."""
+    try:
+        return read_catalogue(path, DETECTED_COLUMNS).craters()
+    except MissingColumns as error:
+        raise CatalogueError(f"{path} has no column(s) {', '.join(error.missing)}: compare on the body needs the "
+                             "craters.csv of a georeferenced image (detect_craters.py on the GeoTIFF)") from None
+
+
+def _in_km(plane, lon: np.ndarray, lat: np.ndarray, diameter_m: np.ndarray, score: np.ndarray) -> Craters:
+    x, y = plane.transform(lon, lat)
+    return Craters(np.asarray(x) / 1000.0, np.asarray(y) / 1000.0, diameter_m / 1000.0, score)
+
+
+def on_the_body(detected_csv: str, database: str, raster: str) -> Tuple[Craters, Craters, Dict[str, int]]:
+    """(detected, the database's craters centred on `raster`), both in km on the body, and the counts."""
+    with open_georeferenced_raster(raster) as source:
+        geo, width, height = source.geo, source.width, source.height
+    table = read_catalogue(database)
+    lon, lat = table.lonlat(geo)
+    cx, cy = geo.lonlat_to_pixels(lon, lat)
+    inside = np.isfinite(cx) & np.isfinite(cy) & (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
+    centre_lon, centre_lat = (float(v[0]) for v in geo.to_lonlat(*geo.to_map(np.array([width / 2]),
+                                                                             np.array([height / 2]))))
+    plane = geo.local_plane(centre_lon, centre_lat)
+    reference = _in_km(plane, lon[inside], lat[inside], table.diameter[inside], table.score[inside])
+    found = _read_detected(detected_csv)
+    detected = _in_km(plane, found.x, found.y, found.diameter, found.score)
+    counts = {"reference craters centred on the raster": int(inside.sum()),
+              "reference craters elsewhere (not compared)": int((~inside).sum()),
+              "reference rows skipped (empty or out of range)": table.rows_skipped}
+    return detected, reference, counts

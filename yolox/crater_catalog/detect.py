@@ -24,7 +24,7 @@ from yolox.crater_catalog.tiling import Tile
 from yolox.utils.progress import Progress
 from yolox.utils.user_errors import one_line
 
-__all__ = ["DetectionSettings", "TileDetector", "detect_source", "run_chunks", "combine_chunks",
+__all__ = ["DetectionSettings", "TileDetector", "run_chunks", "combine_chunks",
            "plan_source_chunks", "overlap_for", "largest_trained_crater_px", "MIN_VALID_SHARE"]
 
 # boxes reach this much beyond the rim in practice; the overlap leaves room for it
@@ -243,13 +243,3 @@ def combine_chunks(results: Sequence[ChunkResult], settings: DetectionSettings) 
 def plan_source_chunks(source: ImageSource, settings: DetectionSettings) -> List[Chunk]:
     return plan_chunks(source.width, source.height, settings.tile, settings.overlap, settings.ordered_scales(),
                        settings.chunk_tiles)
-
-
-def detect_source(source: ImageSource, detector: Callable[[np.ndarray], List[np.ndarray]],
-                  settings: DetectionSettings, progress_desc: str = "tiles") -> Tuple[Craters, int]:
-    """All craters of `source` (merged across tiles and scales) and the number of tiles, nothing recorded."""
-    chunks = plan_source_chunks(source, settings)
-    results: Dict[int, ChunkResult] = {}
-    run_chunks(source, detector, settings, chunks, lambda chunk, result: results.__setitem__(chunk.index, result),
-               lambda chunk, error: None, progress_desc)
-    return combine_chunks([results[i] for i in sorted(results)], settings), sum(len(c.tiles) for c in chunks)

@@ -1,5 +1,10 @@
-"""Pixel to map coordinates (the raster's affine transform) and map to longitude/latitude (its CRS).
+"""A raster's projection, both ways: pixels to map coordinates (its affine transform) to longitude/latitude (its
+CRS) and back, crater rims on the body as pixel boxes, diameters and areas on the body, a local plane in metres.
 
+The rim of a crater is the circle of points at geodesic distance D/2 from its centre on the ellipsoid of the
+raster's own body; each point is projected into the raster's CRS and through the inverse transform, and the
+box is the extent of the projected points. So an equirectangular mosaic far from the equator (craters wider
+than tall) and a polar stereographic one get the boxes their pixels show.
 Needs rasterio's `affine` and pyproj (the `geo` extra); only rasters that carry a CRS get a GeoReference.
 """
 import math
@@ -8,7 +13,9 @@ from typing import Any, Tuple
 
 import numpy as np
 
-__all__ = ["GeoReference"]
+__all__ = ["GeoReference", "RIM_POINTS"]
+
+RIM_POINTS = 64
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,50 @@ class GeoReference:
         t = self.transform
         x_px, y_px = np.asarray(x_px, np.float64), np.asarray(y_px, np.float64)
         return t.a * x_px + t.b * y_px + t.c, t.d * x_px + t.e * y_px + t.f
+
+    def to_pixels(self, x_map: np.ndarray, y_map: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Pixel positions of map coordinates (the inverse of to_map)."""
+        inverse = ~self.transform
+        x_map, y_map = np.asarray(x_map, np.float64), np.asarray(y_map, np.float64)
+        return inverse.a * x_map + inverse.b * y_map + inverse.c, inverse.d * x_map + inverse.e * y_map + inverse.f
+
+    def lonlat_to_pixels(self, lon: np.ndarray, lat: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Pixel positions of longitudes and latitudes (inf or nan where the projection has no image)."""
+        x_map, y_map = self._from_lonlat().transform(lon, lat, errcheck=False)
+        return self.to_pixels(x_map, y_map)
+
+    def rim_boxes(self, lon: np.ndarray, lat: np.ndarray, diameter_m: np.ndarray,
+                  points: int = RIM_POINTS) -> np.ndarray:
+        """[N, 4] pixel boxes (x0, y0, x1, y1) of the projected rims; rows of nan where a rim does not project."""
+        count = len(lon)
+        if count == 0:
+            return np.zeros((0, 4))
+        azimuths = np.linspace(0.0, 360.0, points, endpoint=False)
+        rim_lon, rim_lat, _ = self._crs().geodetic_crs.get_geod().fwd(
+            np.repeat(lon, points), np.repeat(lat, points), np.tile(azimuths, count), np.repeat(diameter_m / 2, points))
+        x_map, y_map = self._from_lonlat().transform(np.asarray(rim_lon), np.asarray(rim_lat), errcheck=False)
+        x_px, y_px = self.to_pixels(x_map, y_map)
+        x_px, y_px = x_px.reshape(count, points), y_px.reshape(count, points)
+        boxes = np.stack([x_px.min(1), y_px.min(1), x_px.max(1), y_px.max(1)], axis=1)
+        boxes[~np.isfinite(boxes).all(axis=1)] = np.nan
+        return boxes
+
+    def local_plane(self, lon0: float, lat0: float):
+        """A pyproj Transformer lon/lat -> metres, azimuthal equidistant about (lon0, lat0) on the CRS's body."""
+        from pyproj import CRS, Transformer
+
+        geodetic = self._crs().geodetic_crs
+        ellipsoid = geodetic.ellipsoid
+        plane = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +a={ellipsoid.semi_major_metre} "
+                               f"+b={ellipsoid.semi_minor_metre} +units=m +no_defs")
+        return Transformer.from_crs(geodetic, plane, always_xy=True)
+
+    def _from_lonlat(self):
+        """The pyproj Transformer lon/lat (the CRS's own body) -> map coordinates."""
+        from pyproj import Transformer
+
+        crs = self._crs()
+        return Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
 
     def metres_per_pixel(self) -> float:
         """Side of a (square-equivalent) pixel in metres, from the transform and the CRS's units."""

@@ -3,7 +3,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from loguru import logger
@@ -18,8 +18,11 @@ from yolox.crater_catalog.sources import PICTURE_EXT, RASTER_EXT, ImageSource, o
 from yolox.crater_catalog.writers import OVERVIEW_SIDE, Catalogue, write_all
 from yolox.utils.user_errors import UserError
 
+if TYPE_CHECKING:
+    from yolox.utils.device import DevicePolicy
+
 __all__ = ["detect_craters", "catalogue_image", "merge_parts", "write_catalogue", "list_images", "build_detector",
-           "peak_rss_bytes", "run_manifest"]
+           "launcher_local_rank", "peak_rss_bytes", "run_manifest"]
 
 DEFAULT_CONF = 0.3
 MIB = 1 << 20
@@ -179,14 +182,16 @@ def merge_parts(folders: Sequence[str], out_dir: str, pixel_size_m: Optional[flo
     return figures
 
 
-def build_detector(exp, ckpt: str, device: str = "auto", conf: float = DEFAULT_CONF, nms: Optional[float] = None,
-                   fp16: bool = False, trust_ckpt: bool = False) -> TileDetector:
-    """The exp's model with the checkpoint's weights (strict), on the device the device layer picks."""
-    from yolox.utils.checkpoint import load_exp_model
-    from yolox.utils.device import build_policy
+def launcher_local_rank() -> int:
+    """This process's local rank under torchrun (LOCAL_RANK), else 0: each process takes the GPU of its own."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
-    # under torchrun each process takes the GPU of its local rank
-    policy = build_policy(device, fp16=fp16, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+def build_detector(exp, ckpt: str, policy: "DevicePolicy", conf: float = DEFAULT_CONF, nms: Optional[float] = None,
+                   fp16: bool = False, trust_ckpt: bool = False) -> TileDetector:
+    """The exp's model with the checkpoint's weights (strict), on the policy's device."""
+    from yolox.utils.checkpoint import load_exp_model
+
     model = load_exp_model(exp, ckpt, trust_pickle=trust_ckpt)
     logger.info(f"model {exp.exp_name} from {ckpt} on {policy.device}")
     return TileDetector(model, policy, exp.num_classes, conf, exp.nmsthre if nms is None else nms, fp16=fp16)
@@ -207,15 +212,17 @@ def detect_craters(source: str, exp: Union[str, object], ckpt: str, out_dir: str
                    batch_size: int = 8, conf: float = DEFAULT_CONF, nms: Optional[float] = None,
                    fp16: bool = False, pixel_size_m: Optional[float] = None, trust_ckpt: bool = False,
                    exp_opts: Sequence[str] = (), chunk_tiles: int = 64, restart: bool = False,
-                   shard: Shard = Shard()) -> List[Dict]:
+                   shard: Shard = Shard(), policy: Optional["DevicePolicy"] = None) -> List[Dict]:
     """Crater catalogues of an image or a folder of images (one sub-folder each); returns each run's figures.
 
     `exp` is an exp file or an Exp; tile defaults to its test size, overlap to what its largest training
     crater needs; `pixel_size_m` gives plain pictures a scale for craters.diam. Finished chunks are
     recorded in each output folder's parts/ (the same call again continues there; `restart` starts over);
-    `shard` runs only its share of the chunks (join the shards with `merge_parts`).
+    `shard` runs only its share of the chunks (join the shards with `merge_parts`). `policy` is the device
+    policy the caller built (a command's device flags); without it one is built from `device` and `fp16`.
     """
     from yolox.exp import get_exp
+    from yolox.utils.device import build_policy
 
     if isinstance(exp, str):
         exp = get_exp(exp, None)
@@ -229,7 +236,8 @@ def detect_craters(source: str, exp: Union[str, object], ckpt: str, out_dir: str
     logger.info(f"tiles of {tile} px, overlap {overlap} px, scales {list(settings.scales)}, batch {batch_size}, "
                 f"{chunk_tiles} tiles a chunk" + (f", shard {shard}" if shard.count > 1 else ""))
     nms = exp.nmsthre if nms is None else nms
-    detector = build_detector(exp, ckpt, device, conf, nms, fp16, trust_ckpt)
+    policy = policy or build_policy(device, fp16=fp16, local_rank=launcher_local_rank())
+    detector = build_detector(exp, ckpt, policy, conf, nms, fp16, trust_ckpt)
     model = model_identity(exp, ckpt, conf, nms)
     return [catalogue_image(path, detector, settings, _image_out_dir(out_dir, path, len(images) > 1), pixel_size_m,
                             model=model, restart=restart, shard=shard)

@@ -18,11 +18,12 @@ from loguru import logger
 
 from yolox.crater_catalog.geo import GeoReference
 from yolox.crater_catalog.picture_size import check_picture_size
+from yolox.data.errors import DataError, DataFileNotFoundError
 from yolox.data.image_files.intensity import STRETCH_PERCENTILES, IntensityScale
 from yolox.utils.user_errors import UserError, one_line
 
-__all__ = ["IntensityScale", "ImageSource", "OpenCVSource", "RasterioSource", "open_source", "RASTER_EXT",
-           "PICTURE_EXT", "ReducedRead", "UnreadableImage"]
+__all__ = ["IntensityScale", "ImageSource", "OpenCVSource", "RasterioSource", "open_source",
+           "open_georeferenced_raster", "RASTER_EXT", "PICTURE_EXT", "ReducedRead", "UnreadableImage"]
 
 RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 PICTURE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -285,3 +286,16 @@ def open_source(path: str) -> ImageSource:
     logger.warning(f"{path}: rasterio is not installed, so it is read whole with OpenCV and without map "
                    f"coordinates; for windowed reading and map/lon-lat columns: {GEO_HINT}")
     return OpenCVSource(path)
+
+
+def open_georeferenced_raster(path: str) -> RasterioSource:
+    """The raster as a windowed source with a georeference, or a one-line error."""
+    if not os.path.isfile(path):
+        raise DataFileNotFoundError(f"raster {path} not found: check the path")
+    source = RasterioSource(path)
+    if source.geo is None:
+        source.close()
+        raise DataError(f"raster {path} has no coordinate reference system, so catalogue longitudes and "
+                        "latitudes cannot be placed on it: use the georeferenced product (GeoTIFF, or a .tif "
+                        "with its .aux.xml/.prj) or assign its CRS with gdal_edit.py -a_srs")
+    return source

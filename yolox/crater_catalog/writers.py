@@ -44,7 +44,7 @@ class Catalogue:
         if self.geo is not None:
             x_map, y_map = self.geo.to_map(self.craters.x, self.craters.y)
             lon, lat = self.geo.to_lonlat(x_map, y_map)
-            table.update(x_map=x_map, y_map=y_map, diameter_m=self.diameters_m(), lon=lon, lat=lat)
+            table.update(zip(GEO_COLUMNS, (x_map, y_map, self.diameters_m(), lon, lat)))
         return table
 
     def diameters_m(self) -> Optional[np.ndarray]:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from yolox.crater.synthetic import generate_synthetic_craters
 from yolox.models.build import build_yolox, init_yolox
+from yolox.synthetic.craters import generate_synthetic_craters
 
 SEED = 0
 IMG_SIZE = 224            # a multiple of 32; small enough for seconds on a laptop CPU

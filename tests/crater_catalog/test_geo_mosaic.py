@@ -4,11 +4,11 @@ import csv
 import numpy as np
 import pytest
 
-from tests.crater.geo_mosaics import DISC_FIELD, equirectangular, polar, require_geo
+from tests.crater_catalog.geo_mosaics import DISC_FIELD, equirectangular, polar, require_geo
 
 require_geo()
 
-from yolox.crater.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic  # noqa: E402
+from tests.fixtures.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic  # noqa: E402
 
 
 def read_csv(path):

@@ -24,7 +24,7 @@ def require_geo() -> None:
 
 def equirectangular(root: Path, seed: int = 1, field: dict = DISC_FIELD):
     """An equirectangular mosaic centred at 45 N, 30 W (craters 1.41x wider than tall) and its crater list."""
-    from yolox.crater.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic
+    from tests.fixtures.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic
 
     return write_geo_mosaic(str(root / "eqc.tif"), str(root / "eqc.csv"), MosaicConfig(seed=seed, **field),
                             GeoMosaicSpec(projection="equirectangular", centre_lat=45.0, centre_lon=-30.0))
@@ -32,7 +32,7 @@ def equirectangular(root: Path, seed: int = 1, field: dict = DISC_FIELD):
 
 def polar(root: Path, seed: int = 2, field: dict = DISC_FIELD):
     """A north polar stereographic mosaic around the pole, no data south of 89.7 N (its corners)."""
-    from yolox.crater.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic
+    from tests.fixtures.geo_mosaic import GeoMosaicSpec, MosaicConfig, write_geo_mosaic
 
     return write_geo_mosaic(str(root / "polar.tif"), str(root / "polar.csv"), MosaicConfig(seed=seed, **field),
                             GeoMosaicSpec(projection="polar", centre_lat=90.0, centre_lon=0.0, pixel_size_m=50.0,
@@ -57,7 +57,7 @@ def load_split(out: Path, split: str) -> dict:
 
 def rendered_boxes(tile: np.ndarray) -> np.ndarray:
     """[k, 4] (x0, y0, x1, y1) boxes of the dark discs in a tile (the craters as drawn)."""
-    from yolox.crater.synthetic_mosaic import DISC_BACKGROUND, DISC_VALUE
+    from yolox.synthetic.mosaic import DISC_BACKGROUND, DISC_VALUE
 
     dark = ((tile > 0) & (tile < (DISC_VALUE + DISC_BACKGROUND) / 2)).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)

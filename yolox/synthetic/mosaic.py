@@ -1,6 +1,6 @@
 """Large synthetic crater mosaics with a known crater list, for testing whole-image detection.
 
-The craters are placed over the whole mosaic (the placement rule of `yolox.crater.synthetic`, plus optional
+The craters are placed over the whole mosaic (the placement rule of `yolox.synthetic.craters`, plus optional
 craters larger than any detector tile) and the image is rendered block by block with the same bowls and
 hill-shading as the training tiles, so craters cross block and tile edges seamlessly and memory stays at
 one block. The terrain is a sum of plane waves evaluated at mosaic coordinates, continuous across blocks.
@@ -8,14 +8,14 @@ Style "discs" draws flat dark discs on a plain background instead: craters that 
 for testing the tiling and merging logic with a stand-in model.
 """
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 
-from yolox.crater.synthetic import add_crater, hillshade
+from yolox.synthetic.craters import add_crater, hillshade
 
-__all__ = ["MosaicConfig", "place_mosaic_craters", "render_block", "iter_blocks", "render_mosaic",
-           "write_mosaic", "truth_rows"]
+__all__ = ["MosaicConfig", "place_mosaic_craters", "render_block", "iter_blocks", "write_mosaic",
+           "truth_rows"]
 
 DISC_BACKGROUND, DISC_VALUE = 170.0, 60.0
 
@@ -145,15 +145,6 @@ def iter_blocks(cfg: MosaicConfig) -> Iterator[Tuple[int, int, int, int]]:
     for y0 in range(0, cfg.height, cfg.block):
         for x0 in range(0, cfg.width, cfg.block):
             yield x0, y0, min(cfg.block, cfg.width - x0), min(cfg.block, cfg.height - y0)
-
-
-def render_mosaic(cfg: MosaicConfig, craters: Optional[np.ndarray] = None) -> np.ndarray:
-    """The whole mosaic in memory (small mosaics only)."""
-    craters = place_mosaic_craters(cfg) if craters is None else craters
-    image = np.zeros((cfg.height, cfg.width), np.uint8)
-    for x0, y0, w, h in iter_blocks(cfg):
-        image[y0:y0 + h, x0:x0 + w] = render_block(cfg, craters, x0, y0, w, h)
-    return image
 
 
 def write_mosaic(path: str, cfg: MosaicConfig, transform=None, crs=None, progress: bool = True) -> np.ndarray:

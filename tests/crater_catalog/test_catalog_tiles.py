@@ -7,13 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.crater.geo_mosaics import (OVERLAP, TILE, equirectangular, iou, labelled_tiles, load_split, polar,
+from tests.crater_catalog.geo_mosaics import (OVERLAP, TILE, equirectangular, iou, labelled_tiles, load_split, polar,
                                       rendered_boxes, require_geo)
 
 require_geo()
 
-from yolox.crater.catalog_tiles import TileSettings, make_crater_tiles  # noqa: E402
-from yolox.crater.tile_split import TileWindow, window_gap  # noqa: E402
+from tests.crater_catalog.windows import window_gap  # noqa: E402
+from yolox.crater_catalog.catalog_tiles import TileSettings, make_crater_tiles  # noqa: E402
+from yolox.crater_catalog.tile_split import TileWindow  # noqa: E402
 from yolox.data.errors import DataError  # noqa: E402
 
 SETTINGS = TileSettings(tile=TILE, overlap=OVERLAP, val_fraction=0.2)
@@ -105,7 +106,7 @@ def test_nodata_tiles_are_skipped_and_counted(tiled):
     written = {tuple(image["window"]) for _, image, _ in labelled_tiles(root / "out")}
     with rasterio.open(str(root / f"{stem}.tif")) as dataset:
         data = dataset.read(1) != 0
-    from yolox.crater.tile_split import plan_split
+    from yolox.crater_catalog.tile_split import plan_split
 
     planned = plan_split(data.shape[1], data.shape[0], TILE, OVERLAP, 0.2).windows
     mostly_empty = [w for w in planned

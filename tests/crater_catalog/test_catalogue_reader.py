@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.tools.conftest import REPO
-from yolox.crater.catalogue_reader import CatalogueError, read_catalogue
+from yolox.crater_catalog.catalogue_reader import LONLAT, MAP, CatalogueError, read_catalogue
 from yolox.utils.user_errors import UserError
 
 
@@ -31,16 +31,16 @@ def test_database_column_names_are_recognised(tmp_path, header, sep):
         row.append("99" if "elli" in low else values["lon"] if "lon" in low else values["lat"] if "lat" in low
                    else values["diam"] if "diam" in low else "id-1")
     table = read_catalogue(write(tmp_path / "db.csv", sep.join(names) + "\n" + sep.join(row) + "\n"))
-    assert table.geographic and len(table) == 1
-    assert (table.a[0], table.b[0], table.diameter_m[0]) == (350.5, -12.25, 3500.0)
+    assert table.place == LONLAT and len(table) == 1
+    assert (table.a[0], table.b[0], table.diameter[0]) == (350.5, -12.25, 3500.0)
 
 
 def test_metres_and_map_coordinates(tmp_path):
     ours = read_catalogue(write(tmp_path / "ours.csv", "x_px,y_px,diameter_px,x_map,y_map,diameter_m,lon,lat\n"
                                                        "1,2,3,1000,2000,800,-20,45\n"))
-    assert ours.geographic and ours.diameter_m[0] == 800.0 and ours.a[0] == -20.0
+    assert ours.place == LONLAT and ours.diameter[0] == 800.0 and ours.a[0] == -20.0
     projected = read_catalogue(write(tmp_path / "map.csv", "X,Y,Diameter_m\n1000,2000,800\n"))
-    assert not projected.geographic and (projected.a[0], projected.b[0]) == (1000.0, 2000.0)
+    assert projected.place == MAP and (projected.a[0], projected.b[0]) == (1000.0, 2000.0)
 
 
 def test_unusable_rows_are_counted_and_skipped(tmp_path):

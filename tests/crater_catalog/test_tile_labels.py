@@ -1,7 +1,7 @@
 """Labels of one tile: whole, clipped (most inside), dropped (most outside), dropped on no-data."""
 import numpy as np
 
-from yolox.crater.tile_labels import ColumnIndex, label_tile
+from yolox.crater_catalog.tile_labels import ColumnIndex, label_tile
 
 
 def test_clip_drop_and_nodata_rules():

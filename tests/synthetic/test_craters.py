@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from yolox.crater.synthetic import (DENSE_FIELD, CraterFieldConfig, generate_synthetic_craters,
-                                                  render_crater_field)
+from yolox.synthetic.craters import DENSE_FIELD, CraterFieldConfig, generate_synthetic_craters, render_crater_field
 
 SMALL = dict(num_train=6, num_val=3, img_size=96)
 

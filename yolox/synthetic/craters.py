@@ -139,7 +139,7 @@ def _write_split(out_dir: Path, folder: str, ann_file: str, num_images: int, spl
         for x, y, w, h in np.round(boxes, 2).tolist():
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
                                 "bbox": [x, y, w, h], "area": round(w * h, 2), "iscrowd": 0})
-    coco = {"info": {"description": "synthetic crater fields (yolox.crater.synthetic)",
+    coco = {"info": {"description": "synthetic crater fields (yolox.synthetic.craters)",
                      "seed": list(split_seed)},
             "images": images, "annotations": annotations, "categories": [CRATER_CATEGORY]}
     (out_dir / "annotations" / ann_file).write_text(json.dumps(coco))

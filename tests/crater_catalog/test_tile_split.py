@@ -4,7 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from yolox.crater.tile_split import plan_split, split_counts, window_gap
+from tests.crater_catalog.windows import split_counts, window_gap
+from yolox.crater_catalog.tile_split import plan_split
 from yolox.data.errors import DataError
 
 SIZES = [(3000, 2200, 512, 64), (768, 768, 256, 32), (5000, 700, 512, 64), (700, 5000, 256, 16), (640, 1400, 256, 32),

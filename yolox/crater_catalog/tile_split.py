@@ -14,7 +14,7 @@ from typing import List, Tuple
 from yolox.crater_catalog.tiling import tile_starts
 from yolox.data.errors import DataError
 
-__all__ = ["TileWindow", "SplitPlan", "plan_split", "split_counts", "window_gap", "TILES_PER_REGION"]
+__all__ = ["TileWindow", "SplitPlan", "plan_split", "TILES_PER_REGION"]
 
 TILES_PER_REGION = (4, 3, 2, 1)     # region sides tried, in tiles, largest first
 MIN_PART = 32                       # the narrowest part a tiny raster is split into, in pixels
@@ -36,13 +36,6 @@ class SplitPlan:
     windows: List[TileWindow]
     regions: List[Tuple[int, int, int, int, str]]    # (x0, y0, x1, y1, split) after the gap strips
     reason: str
-
-
-def window_gap(a: TileWindow, b: TileWindow) -> int:
-    """Pixels between two windows (the larger of the column and row separations; <= 0 when they touch)."""
-    dx = max(a.col_off - (b.col_off + b.width), b.col_off - (a.col_off + a.width))
-    dy = max(a.row_off - (b.row_off + b.height), b.row_off - (a.row_off + a.height))
-    return max(dx, dy)
 
 
 def _grid(width: int, height: int, tile: int, overlap: int, gap: int, period: int) -> Tuple[int, int, int]:
@@ -134,10 +127,3 @@ def plan_split(width: int, height: int, tile: int, overlap: int, val_fraction: f
               "overlapping tiles, because neighbouring tiles share craters and a shuffle would put the same "
               "crater in both splits")
     return SplitPlan(windows, regions, reason)
-
-
-def split_counts(plan: SplitPlan) -> Tuple[int, int]:
-    """(training tiles, validation tiles)."""
-    val = sum(window.split == "val" for window in plan.windows)
-    return len(plan.windows) - val, val
-

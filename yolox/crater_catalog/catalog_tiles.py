@@ -5,9 +5,9 @@
 The craters are projected from the body's longitude and latitude into the raster (their rims, so the
 boxes follow the projection's distortion), the raster is cut into train and validation regions that no
 crater spans (`tile_split`), every tile is read through a rasterio window and stretched to 8 bits with
-the rule whole-image detection uses (`yolox.crater_catalog.sources`), and each image record keeps its
-window in the raster so detections map back to the mosaic. The catalogue's completeness limit goes in
-the `info` block of both annotation files.
+the rule whole-image detection uses (`sources`), and each image record keeps its window in the raster so
+detections map back to the mosaic. The catalogue's completeness limit (its smallest crater in the raster)
+goes in the `info` block of both annotation files, where the crater workflow's completeness warning reads it.
 """
 import json
 import os
@@ -19,15 +19,14 @@ import numpy as np
 from loguru import logger
 from tabulate import tabulate
 
-from yolox.crater.catalogue_reader import CraterTable, describe, read_catalogue
-from yolox.crater.completeness import completeness_info
-from yolox.crater.rim_boxes import centre_pixels, lonlat_of, rim_boxes
-from yolox.crater.tile_labels import ColumnIndex, TileLabels, label_tile
-from yolox.crater.tile_split import TileWindow, plan_split
-from yolox.data.errors import DataError, DataFileNotFoundError
+from yolox.crater_catalog.catalogue_reader import CraterTable, describe, read_catalogue
+from yolox.crater_catalog.geo import GeoReference
+from yolox.crater_catalog.sources import open_georeferenced_raster
+from yolox.crater_catalog.tile_labels import ColumnIndex, TileLabels, label_tile
+from yolox.crater_catalog.tile_split import TileWindow, plan_split
 from yolox.utils.progress import track
 
-__all__ = ["TileSettings", "CraterBoxes", "open_georeferenced_raster", "project_catalogue", "make_crater_tiles",
+__all__ = ["TileSettings", "CraterBoxes", "project_catalogue", "make_crater_tiles", "completeness_info",
            "SPLIT_FILES"]
 
 CATEGORY = {"id": 1, "name": "crater", "supercategory": "crater"}
@@ -55,42 +54,35 @@ class CraterBoxes:
         return CraterBoxes(self.boxes[keep], self.diameter_km[keep], self.diameter_px[keep])
 
 
-def open_georeferenced_raster(path: str):
-    """The raster as a windowed source with a georeference, or a one-line error."""
-    from yolox.crater_catalog.sources import RasterioSource
-
-    if not os.path.isfile(path):
-        raise DataFileNotFoundError(f"raster {path} not found: check the path")
-    source = RasterioSource(path)
-    if source.geo is None:
-        source.close()
-        raise DataError(f"raster {path} has no coordinate reference system, so catalogue longitudes and "
-                        "latitudes cannot be placed on it: use the georeferenced product (GeoTIFF, or a .tif "
-                        "with its .aux.xml/.prj) or assign its CRS with gdal_edit.py -a_srs")
-    return source
-
-
-def project_catalogue(table: CraterTable, crs_wkt: str, transform, width: int, height: int,
-                      metres_per_pixel: float) -> Tuple[CraterBoxes, Dict[str, int]]:
+def project_catalogue(table: CraterTable, geo: GeoReference, width: int, height: int
+                      ) -> Tuple[CraterBoxes, Dict[str, int]]:
     """Rim boxes of the craters reaching into a `width` x `height` raster, and counts of those left out."""
-    lon, lat = lonlat_of(table, crs_wkt)
+    lon, lat = table.lonlat(geo)
     # centres first (cheap for a global database), then rims only near the raster
-    cx, cy = centre_pixels(lon, lat, crs_wkt, transform)
-    reach = table.diameter_m / metres_per_pixel
+    cx, cy = geo.lonlat_to_pixels(lon, lat)
+    reach = table.diameter / geo.metres_per_pixel()
     near = (np.isfinite(cx) & np.isfinite(cy) & (cx > -reach) & (cx < width + reach)
             & (cy > -reach) & (cy < height + reach))
-    boxes = rim_boxes(lon[near], lat[near], table.diameter_m[near], crs_wkt, transform)
+    boxes = geo.rim_boxes(lon[near], lat[near], table.diameter[near])
     projectable = np.isfinite(boxes).all(axis=1)
     overlaps = np.zeros(len(boxes), bool)
     overlaps[projectable] = ((boxes[projectable, 2] > 0) & (boxes[projectable, 0] < width)
                              & (boxes[projectable, 3] > 0) & (boxes[projectable, 1] < height))
     boxes = boxes[overlaps]
     sides = np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-9)
-    craters = CraterBoxes(boxes, table.diameter_m[near][overlaps] / 1000.0, np.sqrt(sides[:, 0] * sides[:, 1]))
+    craters = CraterBoxes(boxes, table.diameter[near][overlaps] / 1000.0, np.sqrt(sides[:, 0] * sides[:, 1]))
     counts = {"craters outside the raster": int(len(table) - near.sum() + (projectable & ~overlaps).sum()),
               "craters whose rim does not project into the raster's CRS": int((~projectable).sum()),
               "craters reaching into the raster": len(craters.boxes)}
     return craters, counts
+
+
+def completeness_info(diameter_km: np.ndarray, diameter_px: np.ndarray, min_diameter_px: float) -> Dict[str, float]:
+    """The dataset's record of its labels' lower limit (the catalogue's smallest crater in the raster)."""
+    smallest = int(np.argmin(diameter_px)) if len(diameter_px) else None
+    return {"catalogue_min_diameter_km": None if smallest is None else round(float(diameter_km[smallest]), 6),
+            "catalogue_min_diameter_px": None if smallest is None else round(float(diameter_px[smallest]), 3),
+            "min_diameter_px": float(min_diameter_px)}
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -176,12 +168,11 @@ def make_crater_tiles(raster: str, catalogue: str, out_dir: str,
         table = read_catalogue(catalogue)
         logger.info(describe(table, catalogue))
         geo = source.geo
-        craters, counts = project_catalogue(table, geo.crs_wkt, geo.transform, source.width, source.height,
-                                            geo.metres_per_pixel())
+        craters, counts = project_catalogue(table, geo, source.width, source.height)
         small = craters.diameter_px < settings.min_diameter_px
         plan = plan_split(source.width, source.height, settings.tile, settings.overlap, settings.val_fraction)
         logger.info(plan.reason)
-        info = {"description": "crater tiles from a catalogue (yolox.crater.catalog_tiles)",
+        info = {"description": "crater tiles from a catalogue (yolox.crater_catalog.catalog_tiles)",
                 "raster": os.path.basename(raster), "catalogue": os.path.basename(catalogue),
                 "catalogue_columns": list(table.columns), "pixel_size_m": round(geo.metres_per_pixel(), 6),
                 "settings": asdict(settings), "split_reason": plan.reason,

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from tests.crater.geo_mosaics import crop_geotiff, equirectangular, require_geo
+from tests.crater_catalog.geo_mosaics import crop_geotiff, equirectangular, require_geo
 from tests.tools.conftest import load_tool
 
 require_geo()
 
-from yolox.crater.catalogue_reader import CatalogueError  # noqa: E402
-from yolox.crater.database_compare import on_the_body  # noqa: E402
+from yolox.crater_catalog.catalogue_reader import CatalogueError  # noqa: E402
+from yolox.crater_catalog.compare import on_the_body  # noqa: E402
 
 HELD_OUT = (384, 384)       # columns of the 768 px mosaic the "detection" ran on
 
