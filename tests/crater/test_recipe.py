@@ -77,3 +77,12 @@ def test_recipe_lines_say_where_each_value_came_from():
     assert "max_epoch: 60  (from scratch: why)" in lines
     assert "seed: 3  (set on the command line)" in lines
     assert "center_radius: 1.5  (the exp's)" in lines
+
+
+def test_a_short_budget_goes_without_the_stride_4_level_and_says_why():
+    from yolox.crater.recipe import P2_MIN_BUDGET_EPOCHS, p2_under_budget
+
+    keep = p2_under_budget(P2_MIN_BUDGET_EPOCHS + 5, 2 * P2_MIN_BUDGET_EPOCHS, 0.2, 0.1)
+    assert keep.value is True and "0.200 s with it, 0.100 s without" in keep.reason
+    drop = p2_under_budget(P2_MIN_BUDGET_EPOCHS - 5, 2 * P2_MIN_BUDGET_EPOCHS, 0.2, 0.1)
+    assert drop.value is False and "--time" in drop.reason and "measured at 60 epochs" in drop.reason

@@ -1,5 +1,6 @@
 """yolox.crater.workflow: a simulated-MPS run, the missing-weights error, the batch, the demo's fields."""
 import json
+import time
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -178,3 +179,17 @@ def test_grad_ckpt_flag_reaches_the_model_of_a_crater_exp_and_refuses_other_exps
     plain.write_text("from yolox.exp import Exp as Base\n\n\nclass Exp(Base):\n    pass\n")
     with pytest.raises(UserError, match="--grad-ckpt: the exp .*plain_exp.py has no grad_ckpt field"):
         workflow.build_exp(parser.parse_args(["-f", str(plain), "-c", "none", "--grad-ckpt"]))
+
+
+def test_a_timed_scratch_run_prices_the_stride_4_level_and_ends_inside_its_budget(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    generate_synthetic_craters(tmp_path / "data", num_train=16, num_val=2, img_size=64, seed=0)
+    argv = tiny_run_argv(tmp_path / "data", tmp_path / "out", "-b", "auto", "--device", "cpu", "--time", "25s")
+    del argv[argv.index("max_epoch"):argv.index("max_epoch") + 2]     # the budget plans the epochs
+    started = time.time()
+    crater_main(argv)
+    run_dir = tmp_path / "out" / "yolox_nano_crater"
+    log = (run_dir / "train_log.txt").read_text()
+    assert re.search(r"p2_head: (True|False)  \(.*a step takes [0-9.]+ s with it, [0-9.]+ s without", log)
+    wall = json.loads((run_dir / "wall_clock.json").read_text())
+    assert wall["wall_s"] <= 25.0 and time.time() - started < 25.0 * 1.05 + 3

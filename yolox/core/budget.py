@@ -1,17 +1,22 @@
 """Training in the time the user has (`--time 45m`): the budget clock of a run.
 
-The pace is measured, never guessed: the trainer times its first iterations (augmentation and data wait
-included) and its evaluations, fits the schedule to what is left of the budget, and plans again when the
-measured pace drifts. A guard inside the epoch stops early when the next evaluation would overrun.
-The trainer talks to `BudgetClock` alone: `after_iter` (a plan to apply, or a stop), `record_eval`,
-`closing_line`; `fit_exp_to_plan` turns a plan into the exp's schedule fields (epochs, evaluation interval,
+The budget is the user's clock: it counts from the command's start (imports, dataset check, batch probe and
+compilation inside it) and ends when the process can exit. The pace is measured, never guessed: the first
+steps (augmentation and data wait included) and each epoch's end give the seconds of a whole epoch; the plan
+then fixes the epochs, and with them the learning-rate schedule, so the schedule finishes. Evaluations get a
+bounded share of the budget: a timed evaluation changes how often they come, never the epochs. A drifting pace
+may change the plan only early in the run, while the schedule is still near its start; later a stop guard
+ends the last epoch early rather than overrun.
+
+The trainer talks to `BudgetClock` alone (`after_iter`, `record_epoch`, `record_eval`, `apply`,
+`closing_line`); `fit_exp_to_plan` turns a plan into the exp's schedule fields (epochs, evaluation interval,
 warmup, the no-augmentation tail and, where the exp asks for it, the EMA), each scaled from the exp's own
-values (the documented way --time changes an exp).
+values: the documented way --time changes an exp.
 """
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from loguru import logger
 
@@ -19,38 +24,43 @@ from yolox.utils.durations import TimeBudgetError, format_duration, parse_durati
 from yolox.utils.ema import ModelEMA
 
 __all__ = ["TimeBudgetError", "parse_duration", "format_duration", "Pace", "TimePlan", "fit_schedule",
-           "TimeKeeper", "ScheduleOrigin", "fit_exp_to_plan", "fitted_ema", "BudgetClock"]
+           "ScheduleOrigin", "fit_exp_to_plan", "fitted_ema", "BudgetClock"]
 
-# share of the budget the plan fills: checkpoint writes, logging and the closing report need the rest
-FILL_FRACTION = 0.93
-# evaluations a planned run makes (more only cost time; fewer make "best" a coarse choice)
+# evaluations take at most this share of the budget (the last epoch's is always made)
+EVAL_SHARE = 0.1
+# evaluations a planned run makes at most: more only cost time; fewer make "best" a coarse choice
 TARGET_EVALUATIONS = 10
-# a measured pace this far from the planned one triggers a new plan
-DRIFT = 0.2
-# iterations timed before the first plan; the first few (allocator warm-up, loader start) are not counted
+# after the last checkpoint: the closing report and plots, and the process's exit (an estimate)
+TEARDOWN_SECONDS = 3.0
+# until a checkpoint has been timed
+CHECKPOINT_SECONDS = 1.0
+# a pace this far from the planned one may change the plan, but only within this share of the planned epochs
+REPLAN_DRIFT = 0.15
+REPLAN_WITHIN = 0.25
+# steps timed before the first plan; the first few (allocator warm-up, loader start, compilation) not counted
 PACE_ITERS = 12
 PACE_SKIP = 2
-
 # warmup may take at most this share of a fitted run: a long warmup in a short budget only wastes it
 MAX_WARMUP_SHARE = 0.2
 # EMA averaging window (1 / (1 - decay), in updates) and ramp at most this share of the run's updates
 EMA_WINDOW_SHARE = 0.1
-# until the first evaluation is timed: one eval batch costs about one training step (twice the images,
-# forward only), plus a fixed cost for the COCO evaluation itself
+# until the first evaluation is timed: one eval batch costs about one training step, plus scoring
 EVAL_FIXED_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class Pace:
-    """Measured seconds of one training iteration and of one evaluation."""
+    """Measured seconds of one training step, of an epoch's end (loader restart, checkpoints) and of one
+    evaluation."""
 
     iter_seconds: float
+    epoch_overhead: float
     eval_seconds: float
     iters_per_epoch: int
 
     @property
     def epoch_seconds(self) -> float:
-        return self.iter_seconds * self.iters_per_epoch
+        return self.iter_seconds * self.iters_per_epoch + self.epoch_overhead
 
 
 @dataclass(frozen=True)
@@ -63,95 +73,44 @@ class TimePlan:
     evaluations: int
     pace: Pace
 
+    @property
+    def eval_share(self) -> float:
+        return self.evaluations * self.pace.eval_seconds / max(self.budget_seconds, 1e-9)
+
     def line(self) -> str:
         return (f"time: {format_duration(self.budget_seconds)} -> {self.max_epoch} epochs at "
-                f"{_seconds(self.pace.epoch_seconds)} s/epoch, {self.evaluations} evaluations "
-                f"at {_seconds(self.pace.eval_seconds)} s each")
+                f"{_seconds(self.pace.epoch_seconds)} s/epoch, {self.evaluations} evaluations at "
+                f"{_seconds(self.pace.eval_seconds)} s each ({self.eval_share:.0%} of the budget)")
 
 
 def _seconds(value: float) -> str:
     return f"{value:.1f}" if value >= 0.1 else f"{value:.3f}"
 
 
-def _evaluations(epochs: int, target: int) -> int:
-    return min(max(epochs, 0), target)
+def evaluations_for(epochs: int, seconds_left: float, eval_seconds: float) -> int:
+    """Evaluations in `epochs` epochs: at most TARGET_EVALUATIONS and EVAL_SHARE of what is left, at least the last."""
+    affordable = int(EVAL_SHARE * seconds_left / max(eval_seconds, 1e-9))
+    return max(1, min(TARGET_EVALUATIONS, affordable, epochs))
 
 
 def fit_schedule(budget_seconds: float, seconds_left: float, pace: Pace, epochs_done: int = 0,
-                 target_evaluations: int = TARGET_EVALUATIONS, max_epochs: Optional[int] = None) -> TimePlan:
-    """The most further epochs whose training and evaluations fit FILL_FRACTION of `seconds_left`.
-
-    At least one more epoch is always planned (its guard stops it early when even that does not fit).
-    """
-    usable = seconds_left * FILL_FRACTION
-    epochs = max(1, int(usable / max(pace.epoch_seconds, 1e-9)))
-    while epochs > 1 and epochs * pace.epoch_seconds + _evaluations(epochs, target_evaluations) * pace.eval_seconds > usable:
-        epochs -= 1
+                 max_epochs: Optional[int] = None, reserve: float = TEARDOWN_SECONDS + CHECKPOINT_SECONDS
+                 ) -> TimePlan:
+    """The most further epochs whose training and evaluations fit `seconds_left` less `reserve` (the final
+    checkpoint and the exit). At least one more epoch is planned (its stop guard ends it early if needed)."""
+    usable = seconds_left - reserve
+    evaluations = evaluations_for(TARGET_EVALUATIONS, seconds_left, pace.eval_seconds)
+    epochs = max(1, int((usable - evaluations * pace.eval_seconds) / max(pace.epoch_seconds, 1e-9)))
     if max_epochs is not None:
         epochs = max(1, min(epochs, max_epochs - epochs_done))
-    evaluations = max(1, _evaluations(epochs, target_evaluations))
-    interval = max(1, math.ceil(epochs / evaluations))
-    return TimePlan(budget_seconds, epochs_done + epochs, interval, math.ceil(epochs / interval), pace)
+    return _with_evaluations(budget_seconds, epochs_done + epochs, epochs, seconds_left, pace)
 
 
-class TimeKeeper:
-    """The budget of one run: measures the pace, plans, replans on drift and says when to stop.
-
-    `clock` is injectable so tests run on simulated time. `spent_before` is what earlier runs of a resumed
-    job already used.
-    """
-
-    def __init__(self, budget_seconds: float, spent_before: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.budget_seconds = budget_seconds
-        self.spent_before = spent_before
-        self.clock = clock
-        self.started = clock()
-        self.plan: Optional[TimePlan] = None
-        self.iter_times: list = []
-        self.eval_seconds: Optional[float] = None
-        self.replans = 0
-
-    def spent(self) -> float:
-        return self.spent_before + self.clock() - self.started
-
-    def left(self) -> float:
-        return self.budget_seconds - self.spent()
-
-    def record_iter(self, seconds: float) -> None:
-        self.iter_times.append(seconds)
-
-    def record_eval(self, seconds: float) -> None:
-        self.eval_seconds = seconds
-
-    def measured_pace(self, iters_per_epoch: int, eval_estimate: float) -> Optional[Pace]:
-        """The pace from the iterations timed so far (the first PACE_SKIP left out); None before PACE_ITERS."""
-        timed = self.iter_times[PACE_SKIP:]
-        if len(timed) < min(PACE_ITERS, iters_per_epoch) - PACE_SKIP or not timed:
-            return None
-        recent = timed[-200:]
-        evaluation = self.eval_seconds if self.eval_seconds is not None else eval_estimate
-        return Pace(sum(recent) / len(recent), evaluation, iters_per_epoch)
-
-    def replan(self, pace: Pace, epochs_done: int, max_epochs: Optional[int] = None) -> Optional[TimePlan]:
-        """A new plan when there is none yet or the pace drifted by more than DRIFT; else None."""
-        if self.plan is not None and not _drifted(self.plan.pace, pace):
-            return None
-        if self.plan is not None:
-            self.replans += 1
-        self.plan = fit_schedule(self.budget_seconds, self.left(), pace, epochs_done, max_epochs=max_epochs)
-        return self.plan
-
-    def must_stop(self, eval_seconds: float) -> bool:
-        """True when finishing the current epoch's evaluation would overrun the budget."""
-        return self.spent() + eval_seconds > self.budget_seconds * FILL_FRACTION
-
-
-def _drifted(planned: Pace, measured: Pace) -> bool:
-    def off(a: float, b: float) -> bool:
-        return abs(a - b) > DRIFT * max(a, 1e-9)
-
-    return off(planned.epoch_seconds, measured.epoch_seconds) or off(planned.eval_seconds, measured.eval_seconds)
+def _with_evaluations(budget_seconds: float, max_epoch: int, epochs_left: int, seconds_left: float,
+                      pace: Pace) -> TimePlan:
+    evaluations = evaluations_for(epochs_left, seconds_left, pace.eval_seconds)
+    interval = max(1, math.ceil(epochs_left / evaluations))
+    return TimePlan(budget_seconds, max_epoch, interval, math.ceil(epochs_left / interval), pace)
 
 
 @dataclass(frozen=True)
@@ -201,83 +160,111 @@ def eval_estimate(eval_batches: int, iter_seconds: float) -> float:
 
 
 class BudgetClock:
-    """One run's budget: the keeper, the exp's original schedule and the cap on epochs (None: what fits).
+    """One run's budget, counted on the wall clock from `started_at` (the command's start); `spent_before` is
+    what the runs a resume continues already used. `clock` is injectable so tests run on simulated time."""
 
-    The trainer calls `after_iter` after every step and applies what it returns; nothing else of --time
-    reaches the trainer.
-    """
-
-    # iterations between checks of the measured pace once a plan exists (each check is a mean over recent steps)
-    REPLAN_EVERY = 10
-
-    def __init__(self, keeper: TimeKeeper, origin: ScheduleOrigin, max_epochs: Optional[int]) -> None:
-        self.keeper = keeper
+    def __init__(self, budget_seconds: float, started_at: float, origin: ScheduleOrigin,
+                 max_epochs: Optional[int] = None, spent_before: float = 0.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.budget_seconds = float(budget_seconds)
+        self.started_at = started_at
         self.origin = origin
         self.max_epochs = max_epochs
+        self.spent_before = float(spent_before)
+        self.clock = clock
+        self.plan: Optional[TimePlan] = None
+        self.replans = 0
         self.stopped_early = False
+        self.iter_times: List[float] = []
+        self.epoch_overheads: List[float] = []
+        self.eval_seconds: Optional[float] = None
+        self.checkpoint_seconds = CHECKPOINT_SECONDS
 
     @classmethod
-    def start(cls, budget_seconds: float, spent_before: float, exp, max_epochs: Optional[int]) -> "BudgetClock":
-        """The clock of a run with `budget_seconds` in all, `spent_before` of them used by the runs it resumes."""
-        clock = cls(TimeKeeper(float(budget_seconds), spent_before=float(spent_before)), ScheduleOrigin.of(exp),
-                    max_epochs)
-        before = f", {format_duration(spent_before)} of it spent before this resume" if spent_before else ""
-        logger.info(f"time: budget {format_duration(budget_seconds)}{before}; epochs are planned once the step is "
-                    "timed")
-        if clock.keeper.left() <= 0:
+    def start(cls, budget_seconds: float, started_at: float, exp, max_epochs: Optional[int],
+              spent_before: float = 0.0) -> "BudgetClock":
+        clock = cls(budget_seconds, started_at, ScheduleOrigin.of(exp), max_epochs, spent_before)
+        before = f" ({format_duration(spent_before)} of it before this resume)" if spent_before else ""
+        logger.info(f"time: budget {format_duration(budget_seconds)} from the command's start{before}, "
+                    f"{format_duration(clock.spent())} spent before training; epochs are planned once the step "
+                    "is timed")
+        if clock.left() <= 0:
             logger.warning("time: the budget is already spent; nothing left to train (give a longer --time)")
         return clock
 
     def spent(self) -> float:
-        return self.keeper.spent()
+        return self.spent_before + self.clock() - self.started_at
+
+    def left(self) -> float:
+        return self.budget_seconds - self.spent()
 
     def record_step(self, seconds: float) -> None:
-        self.keeper.record_iter(seconds)
+        self.iter_times.append(seconds)
+
+    def record_epoch(self, overhead_seconds: float) -> None:
+        """An epoch's time outside its steps and evaluation (loader restart, checkpoints, logging)."""
+        self.epoch_overheads.append(overhead_seconds)
 
     def record_eval(self, seconds: float) -> None:
-        self.keeper.record_eval(seconds)
+        self.eval_seconds = seconds
 
-    def after_iter(self, epoch: int, iteration: int, iters_per_epoch: int, global_iter: int, max_epoch: int,
+    def record_checkpoint(self, seconds: float) -> None:
+        self.checkpoint_seconds = max(self.checkpoint_seconds * 0.5, seconds)
+
+    def pace(self, iters_per_epoch: int, eval_batches: int) -> Optional[Pace]:
+        """The pace measured so far (the first PACE_SKIP steps left out); None before PACE_ITERS steps or an epoch."""
+        timed = self.iter_times[PACE_SKIP:]
+        if not timed or (len(timed) < PACE_ITERS - PACE_SKIP and not self.epoch_overheads):
+            return None
+        recent = sorted(timed[-50:])
+        step = recent[len(recent) // 2]     # the median: a compile or a slow batch does not move it
+        overhead = sum(self.epoch_overheads[-5:]) / len(self.epoch_overheads[-5:]) if self.epoch_overheads else 0.0
+        evaluation = self.eval_seconds if self.eval_seconds is not None else eval_estimate(eval_batches, step)
+        return Pace(step, overhead, evaluation, iters_per_epoch)
+
+    def _finish_seconds(self, pace: Pace) -> float:
+        return pace.eval_seconds + self.checkpoint_seconds + TEARDOWN_SECONDS
+
+    def after_iter(self, epoch: int, iteration: int, iters_per_epoch: int, max_epoch: int,
                    eval_batches: int) -> Tuple[Optional[TimePlan], bool]:
         """(a new plan or None, whether to stop now) after iteration `iteration` (0-based) of epoch `epoch`."""
-        plan = None
-        # an evaluation ends each epoch: its measured time may change the plan at the next epoch's first step
-        if self.keeper.plan is None or iteration == 0 or (global_iter + 1) % self.REPLAN_EVERY == 0:
-            plan = self.due_plan(epoch, iters_per_epoch, eval_batches)
-            if plan is not None:
-                max_epoch = plan.max_epoch
-        eval_seconds = self.next_eval_seconds(eval_batches)
-        stop = eval_seconds is not None and self.keeper.must_stop(eval_seconds)
+        pace = self.pace(iters_per_epoch, eval_batches)
+        if pace is None:
+            return None, False
+        plan = self._due_plan(pace, epoch, iteration, iters_per_epoch)
+        if plan is not None:
+            max_epoch = plan.max_epoch
+        last_step = epoch + 1 == max_epoch and iteration + 1 == iters_per_epoch
+        stop = self.left() < self._finish_seconds(pace) + pace.iter_seconds
         if stop:
-            self.stopped_early = not (epoch + 1 == max_epoch and iteration + 1 == iters_per_epoch)
+            self.stopped_early = not last_step
             if self.stopped_early:
                 logger.warning(f"time: stopping at epoch {epoch + 1} iter {iteration + 1} so that the last "
                                "evaluation and checkpoints fit in the budget")
         return plan, stop
 
-    def due_plan(self, epochs_done: int, iters_per_epoch: int, eval_batches: int) -> Optional[TimePlan]:
-        """A new plan when the pace is first known or has drifted; None otherwise."""
-        timed = self.keeper.measured_pace(iters_per_epoch, 0.0)
-        if timed is None:
-            return None
-        evaluation = self.keeper.eval_seconds
-        if evaluation is None:
-            evaluation = eval_estimate(eval_batches, timed.iter_seconds)
-        pace = Pace(timed.iter_seconds, evaluation, iters_per_epoch)
-        replans = self.keeper.replans
-        plan = self.keeper.replan(pace, epochs_done, max_epochs=self.max_epochs)
-        if plan is not None:
-            again = " (planned again: the measured pace drifted)" if self.keeper.replans > replans else ""
-            logger.info(f"{plan.line()}{again}")
-        return plan
+    def _due_plan(self, pace: Pace, epoch: int, iteration: int, iters_per_epoch: int) -> Optional[TimePlan]:
+        if self.plan is None:
+            return self._new_plan(pace, epoch + (iteration + 1) / iters_per_epoch)
+        at_epoch_start = iteration == 0
+        early = epoch < REPLAN_WITHIN * self.plan.max_epoch
+        if at_epoch_start and early and _drifted(self.plan.pace.epoch_seconds, pace.epoch_seconds):
+            self.replans += 1
+            return self._new_plan(pace, epoch, again=True)
+        if at_epoch_start and _drifted(self.plan.pace.eval_seconds, pace.eval_seconds):
+            epochs_left = self.plan.max_epoch - epoch
+            self.plan = _with_evaluations(self.budget_seconds, self.plan.max_epoch, epochs_left, self.left(), pace)
+            logger.info(f"{self.plan.line()} (evaluations fitted to their measured time)")
+            return self.plan
+        return None
 
-    def next_eval_seconds(self, eval_batches: int) -> Optional[float]:
-        """What the coming evaluation should take: the last one timed, else the estimate from the median step
-        (the first steps, which build kernels and start the loader, left out); None before any such step."""
-        if self.keeper.eval_seconds is not None:
-            return self.keeper.eval_seconds
-        timed = sorted(self.keeper.iter_times[PACE_SKIP:][-50:])
-        return eval_estimate(eval_batches, timed[len(timed) // 2]) if timed else None
+    def _new_plan(self, pace: Pace, epochs_done: float, again: bool = False) -> TimePlan:
+        # the epoch under way is finished first: the plan adds whole epochs after it, in what its remainder leaves
+        left = self.left() - (math.ceil(epochs_done) - epochs_done) * pace.epoch_seconds
+        self.plan = fit_schedule(self.budget_seconds, left, pace, math.ceil(epochs_done), self.max_epochs,
+                                 reserve=self.checkpoint_seconds + TEARDOWN_SECONDS)
+        logger.info(self.plan.line() + (" (planned again: the measured pace drifted)" if again else ""))
+        return self.plan
 
     def apply(self, plan: TimePlan, exp, iters_per_epoch: int, ema: Optional[ModelEMA]) -> None:
         """The exp's schedule fields (and the EMA, when the exp fits it to the run) follow `plan`; logged."""
@@ -290,11 +277,16 @@ class BudgetClock:
 
     def checkpoint_fields(self) -> Dict[str, float]:
         """What a checkpoint keeps so that a resumed run goes on within what is left."""
-        return {"time_budget": self.keeper.budget_seconds, "time_spent": self.keeper.spent()}
+        return {"time_budget": self.budget_seconds, "time_spent": self.spent()}
 
     def closing_line(self) -> str:
-        spent, budget = self.keeper.spent(), self.keeper.budget_seconds
-        ended = "inside it" if spent <= budget else f"{spent - budget:.0f} s over it"
+        spent = self.spent()
+        ended = "inside it" if spent <= self.budget_seconds else f"{spent - self.budget_seconds:.0f} s over it"
         if self.stopped_early:
             ended += ", the last epoch cut short to stay inside"
-        return f"time: {format_duration(spent)} of the {format_duration(budget)} budget used, {ended}"
+        return (f"time: {format_duration(spent)} of the {format_duration(self.budget_seconds)} budget used by the "
+                f"end of training, {ended}")
+
+
+def _drifted(planned: float, measured: float) -> bool:
+    return abs(measured - planned) > REPLAN_DRIFT * max(planned, 1e-9)

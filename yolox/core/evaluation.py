@@ -46,8 +46,9 @@ class RunEvaluation:
         with adjust_status(model, training=False):
             cpu_check = cross_check_first_batch(model, self.evaluator.dataloader, self.policy) \
                 if self.rank == 0 else None
-            (ap50_95, ap50, summary), self.last_outputs = evaluate(self.exp, model, self.evaluator,
-                                                                   self.distributed, self.policy)
+            # in the precision the run trains in; the fp32 agreement with the CPU is the cross-check's
+            (ap50_95, ap50, summary), self.last_outputs = evaluate(self.exp, model, self.evaluator, self.distributed,
+                                                                   self.policy, amp=self.policy.amp_dtype is not None)
         # unlike upstream, the first evaluation also makes a best checkpoint when AP is still 0, so tools/eval.py
         # and demo.py find their default checkpoint after any evaluated run
         first_best = not os.path.exists(os.path.join(self.run_dir, "best_ckpt.pth"))

@@ -121,11 +121,17 @@ class Trainer:
         self.wall.add("startup", self.wall.elapsed())
         self.epoch = self.start_epoch
         while self.epoch < self.max_epoch and not self.stop_requested:
+            epoch_started = time.time()
             self.before_epoch()
             started = time.time()
             self.train_in_iter()
-            self.train_seconds += time.time() - started
+            steps_seconds = time.time() - started
+            self.train_seconds += steps_seconds
+            eval_before = self.wall.seconds["evaluation"]
             self.after_epoch()
+            if self.clock is not None:
+                evaluation = self.wall.seconds["evaluation"] - eval_before
+                self.clock.record_epoch(time.time() - epoch_started - steps_seconds - evaluation)
             self.epoch += 1
         self.epoch = max(self.epoch - 1, self.start_epoch)
 
@@ -282,8 +288,9 @@ class Trainer:
             spent = float(resume.budget.get("time_spent", 0.0))
         if budget is None:
             return
-        self.clock = BudgetClock.start(budget, spent, self.exp, self.options.max_epoch_cap)
-        if self.clock.keeper.left() <= 0:
+        self.clock = BudgetClock.start(budget, self.options.started_at, self.exp, self.options.max_epoch_cap,
+                                       spent_before=spent)
+        if self.clock.left() <= 0:
             self.stop_requested = True
 
     def _evaluate_if_missed(self, resume: Optional[ResumePoint]) -> None:
@@ -374,8 +381,8 @@ class Trainer:
             self._follow_clock()
 
     def _follow_clock(self) -> None:
-        plan, self.stop_requested = self.clock.after_iter(self.epoch, self.iter, self.max_iter, self.progress_in_iter,
-                                                          self.max_epoch, self.evaluation.batches)
+        plan, self.stop_requested = self.clock.after_iter(self.epoch, self.iter, self.max_iter, self.max_epoch,
+                                                          self.evaluation.batches)
         if plan is not None:
             self.clock.apply(plan, self.exp, self.max_iter, self.ema_model)
             self.max_epoch, self.eval_interval = self.exp.max_epoch, self.exp.eval_interval
@@ -420,8 +427,11 @@ class Trainer:
     def save_ckpt(self, ckpt_name: str, update_best_ckpt: bool = False, ap: Optional[float] = None) -> None:
         """Write `<ckpt_name>_ckpt.pth` (rank 0 only); weights holding NaN or inf are refused and counted."""
         if self.rank == 0:
+            started = time.perf_counter()
             with self.wall.phase("checkpoints"):
                 self.checkpointer.save(ckpt_name, self.training_state(ap), best=update_best_ckpt)
+            if self.clock is not None:
+                self.clock.record_checkpoint(time.perf_counter() - started)
 
     def training_state(self, ap: Optional[float]) -> Dict[str, Any]:
         """Upstream's checkpoint keys, and what an exact resume needs beyond them."""

@@ -71,7 +71,7 @@ class CraterExp(Exp):
         self.eval_batch_size: Optional[int] = None
 
         # the crater planner (yolox-train-craters): the synthetic set it generates where data_dir is empty
-        # (yolox.crater.synthetic.generate_synthetic_craters arguments), and whether its from-scratch or
+        # (yolox.synthetic.craters.generate_synthetic_craters arguments), and whether its from-scratch or
         # fine-tuning recipe may change this exp's schedule (False: the exp's own, as written)
         self.synthetic_data = dict(num_train=400, num_val=80, img_size=416)
         self.scratch_recipe = True

@@ -25,6 +25,9 @@ ADAMW_LR_BATCH = 16
 
 # the stride-4 level from scratch, measured on one H200 with AdamW
 P2_HEAD_GAIN = "final AP50 0.712 +- 0.018 with it, 0.639 +- 0.021 without (THEMIS, 60 epochs, 3 seeds)"
+# that gain was measured at 60 epochs; a --time budget that affords fewer than half of them with the level goes
+# without it, since its slower step then costs epochs an unconverged model needs more (a rule, not a measurement)
+P2_MIN_BUDGET_EPOCHS = 30
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,17 @@ def scratch_p2_head(exp_p2_head: bool) -> Choice:
         return Choice(True, "the exp's")
     return Choice(True, f"from scratch: the stride-4 level finds the small craters, {P2_HEAD_GAIN}; it costs "
                         "step time (p2_head False to drop it)")
+
+
+def p2_under_budget(epochs_with: float, epochs_without: float, seconds_with: float, seconds_without: float
+                    ) -> Choice:
+    """Keep the stride-4 level when the --time budget affords P2_MIN_BUDGET_EPOCHS epochs with it."""
+    cost = (f"a step takes {seconds_with:.3f} s with it, {seconds_without:.3f} s without: {epochs_with:.0f} "
+            f"against {epochs_without:.0f} epochs in the budget")
+    if epochs_with >= P2_MIN_BUDGET_EPOCHS:
+        return Choice(True, f"from scratch: the stride-4 level finds the small craters ({P2_HEAD_GAIN}); {cost}")
+    return Choice(False, f"--time: {cost}, fewer than {P2_MIN_BUDGET_EPOCHS} with the stride-4 level, whose gain was "
+                         "measured at 60 epochs: trained without it")
 
 
 def apply_scratch_model(exp, overridden: Set[str]) -> Dict[str, str]:

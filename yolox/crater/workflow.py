@@ -6,6 +6,7 @@ logs the plan. `yolox.core.run.train` then runs it, as it runs every training.
 """
 import argparse
 import functools
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -17,18 +18,21 @@ from loguru import logger
 import yolox.exp.crater
 
 from yolox.cli.flags import options_from_args, policy_from_args
-from yolox.core.options import RunOptions
+from yolox.core.budget import EVAL_SHARE, TEARDOWN_SECONDS
+from yolox.core.options import RunOptions, process_started_at
 from yolox.core.run import process_count
 from yolox.crater.completeness import completeness_warning
 from yolox.crater.exp import CraterExp
 from yolox.crater.fine_tune import apply_fine_tune_model, apply_fine_tune_schedule
-from yolox.crater.recipe import apply_scratch_model, apply_scratch_schedule, recipe_lines, scratch_model_size
+from yolox.crater.recipe import (
+    apply_scratch_model, apply_scratch_schedule, p2_under_budget, recipe_lines, scratch_model_size,
+)
 from yolox.crater.report import log_plan
 from yolox.data.datasets import load_split_as_coco
 from yolox.diagnostics.device_check.before_training import checked_policy
 from yolox.exp import check_exp_value, get_exp
 from yolox.synthetic.craters import generate_synthetic_craters
-from yolox.utils.autobatch import BatchDecision, autobatch
+from yolox.utils.autobatch import BatchDecision, autobatch, make_training_step, run_probe
 from yolox.utils.device import DevicePolicy
 from yolox.utils.durations import parse_duration
 from yolox.utils.logger import setup_logger
@@ -199,12 +203,35 @@ def plan_recipe(exp, args, policy, world_size: int, label_stats: Tuple[int, int]
     if fine_tune:
         reasons.update(apply_fine_tune_model(exp, overridden))
     batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
+    if scratch and args.time and exp.p2_head and "p2_head" not in overridden:
+        reasons.update(budget_p2_head(exp, policy, batch // world_size, label_stats, decision, args.time))
     if scratch:
         reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
     if fine_tune:
         reasons.update(apply_fine_tune_schedule(exp, batch, label_stats[1], overridden))
     model_line = f"model: {exp.exp_name} (depth {exp.depth}, width {exp.width})  ({reasons['model']})"
     return batch, decision, [model_line, *recipe_lines(exp, overridden, reasons)]
+
+
+def budget_p2_head(exp, policy, batch: int, label_stats: Tuple[int, int], decision: BatchDecision,
+                   time_budget: str) -> Dict[str, str]:
+    """Under --time, whether the stride-4 level stays: its step cost (the batch probe's step at `batch`, and a
+    step measured now without it) against the epochs the budget affords; {"p2_head": reason}."""
+    with_p2 = next((probe.seconds for probe in decision.probes if probe.batch_size == batch and probe.peak_bytes),
+                   None)
+    if with_p2 is None:
+        return {}
+    exp.p2_head = False
+    without = run_probe(make_training_step(policy.to(exp.get_model()), policy, tuple(exp.input_size),
+                                           min(exp.max_labels, 4 * label_stats[0]), exp.max_labels, exp.num_classes),
+                        policy, batch)
+    left = parse_duration(time_budget) - (time.time() - process_started_at())
+    train_seconds = max(0.0, left * (1 - EVAL_SHARE) - TEARDOWN_SECONDS)
+    steps = math.ceil(label_stats[1] / max(batch, 1))
+    choice = p2_under_budget(train_seconds / (steps * with_p2), train_seconds / (steps * max(without.seconds, 1e-9)),
+                             with_p2, without.seconds)
+    exp.p2_head = choice.value
+    return {"p2_head": choice.reason}
 
 
 def completeness_warning_for(exp) -> Optional[str]:
