@@ -20,6 +20,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 from pathlib import Path
@@ -70,6 +71,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deadline", type=float, default=None,
                         help="seconds from now by which the benchmark ends: a run that cannot finish is not started, "
                              "one still going is stopped, and the table is printed")
+    parser.add_argument("--parallel", action="store_true",
+                        help="start every run (each seed of each tool) at once, sharing the machine: what a short "
+                             "lease allows; their notes say so, and the wall times are not those of a run alone")
     parser.add_argument("--summarize", metavar="JSON", help="only print the table of a user_clock.json")
     return parser
 
@@ -312,17 +316,24 @@ def save(out: Path, rows: List[Dict]) -> None:
 
 
 def bench(args: argparse.Namespace) -> List[Dict]:
-    """Every seed: ours, then the peer, one at a time; the rows."""
+    """Every seed: ours, then the peer, one at a time (or, with --parallel, all at once); the rows."""
     deadline_at = None if args.deadline is None else time.monotonic() + args.deadline
     tools: List[Callable[..., Dict]] = [run_ours] if args.no_peer else [run_ours, run_peer]
     args.out.mkdir(parents=True, exist_ok=True)
+    jobs = [(run, seed) for seed in parse_seeds(args.seeds) for run in tools]
+    if args.parallel:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            rows = list(pool.map(lambda job: job[0](args, job[1], deadline_at), jobs))
+        for row in rows:
+            row["note"] = f"{len(jobs)} runs sharing the machine; {row.get('note', '')}".strip("; ")
+        save(args.out, rows)
+        return rows
     rows: List[Dict] = []
-    for seed in parse_seeds(args.seeds):
-        for run in tools:
-            rows.append(run(args, seed, deadline_at))
-            save(args.out, rows)
-            print(f"{rows[-1]['tool']} seed {seed}: {rows[-1]['status']}, wall {rows[-1].get('wall_s', '-')} s",
-                  flush=True)
+    for run, seed in jobs:
+        rows.append(run(args, seed, deadline_at))
+        save(args.out, rows)
+        print(f"{rows[-1]['tool']} seed {seed}: {rows[-1]['status']}, wall {rows[-1].get('wall_s', '-')} s",
+              flush=True)
     return rows
 
 

@@ -105,3 +105,13 @@ def test_our_device_names_become_the_peers():
     clock = load_benchmark("user_clock")
     assert [clock.peer_device(device) for device in (None, "auto", "cuda", "cuda:1", "cpu", "mps")] == [
         None, None, "0", "1", "cpu", "mps"]
+
+
+def test_parallel_runs_start_together_and_say_they_shared_the_machine(tmp_path, clock):
+    started = time.monotonic()
+    rows = clock.main(argv(tmp_path, "--seeds", "0,1", "--imgsz", "64", "--parallel"))
+    assert sorted((row["tool"], row["seed"], row["status"]) for row in rows) == [
+        ("ultralytics", 0, "ok"), ("ultralytics", 1, "ok"), ("yolox", 0, "ok"), ("yolox", 1, "ok")]
+    assert all(row["note"].startswith("4 runs sharing the machine") for row in rows)
+    # the four stand-ins overlapped: together they took less than one after another
+    assert time.monotonic() - started < sum(row["wall_s"] for row in rows)
