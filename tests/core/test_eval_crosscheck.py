@@ -174,22 +174,48 @@ def test_a_healthy_device_agrees_as_plain_json(crater_bench, kind):
     assert row["agree"] is True and row["matched"] == row["cpu_detections"] > 10 and row["box_error"] == 0.0
 
 
-def test_both_passes_run_in_exact_fp32_outside_autocast(crater_bench):
+@pytest.fixture
+def restored_tf32_flags():
+    """torch's TF32 flags as they were before the test, set back through the legacy API, which leaves every flag
+    readable again whichever API the test used."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def cudnn_tf32() -> bool:
+    """Whether cuDNN convolutions may use TF32, read through whichever API torch accepts now."""
+    try:
+        return torch.backends.cudnn.allow_tf32
+    except RuntimeError:
+        return torch.backends.cudnn.conv.fp32_precision == "tf32"
+
+
+def legacy_api():
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+
+
+def fp32_precision_api():
+    """As a library on torch 2.9+ may leave them: TF32 on through the new API, after which torch refuses to read
+    the legacy flags."""
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+    torch.backends.cudnn.rnn.fp32_precision = "ieee"
+
+
+@pytest.mark.parametrize("tf32_on", [legacy_api, fp32_precision_api])
+def test_both_passes_run_in_exact_fp32_outside_autocast(crater_bench, restored_tf32_flags, tf32_on):
     model, images, conf = crater_bench
     policy = build_policy("cuda", tensors_on="cpu", fp16=None)
     seen = []
     handle = model.head.stems[0].register_forward_hook(lambda module, args, output: seen.append(
-        (output.dtype, torch.is_autocast_enabled("cpu"), torch.backends.cudnn.allow_tf32)))
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = True
+        (output.dtype, torch.is_autocast_enabled("cpu"), cudnn_tf32())))
+    tf32_on()
     try:
         with policy.autocast():
             cross_check(model, images, policy, conf)
-        assert torch.backends.cudnn.allow_tf32 is True
     finally:
-        torch.backends.cudnn.allow_tf32 = saved
         handle.remove()
-    assert seen == [(torch.float32, False, False)] * 2
+    assert seen == [(torch.float32, False, False)] * 2 and cudnn_tf32() is True
 
 
 def test_a_perturbed_op_on_the_device_pass_is_caught(crater_bench):
