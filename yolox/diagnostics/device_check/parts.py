@@ -179,21 +179,27 @@ def amp_loss_check(bench: Bench, amp: torch.dtype) -> CheckResult:
                  cpu=cpu)
 
 
+def optimizer_settings(bench: Bench) -> Dict:
+    """The policy's optimizer implementation: fused kernels where it trains with them."""
+    return {"fused": True} if bench.policy.fused_optimizer else {}
+
+
 def _stepped(model: nn.Module, grads: List[torch.Tensor], make: Callable, settings: Dict) -> List[torch.Tensor]:
     params = list(model.parameters())
     for param, grad in zip(params, grads):
-        param.grad = grad.to(device=param.device, dtype=param.dtype)
+        # as autograd lays out a gradient: in its parameter's strides (channels_last convs), dtype and device; fused
+        # CUDA kernels refuse any other layout, and CPU ones read the mismatched memory as if it matched
+        param.grad = torch.empty_like(param).copy_(grad)
     make(params, **settings).step()
     return [param.detach() for param in params]
 
 
 def optimizer_checks(bench: Bench, grads: List[torch.Tensor]) -> List[CheckResult]:
-    """One SGD and one AdamW step from identical weights and gradients."""
-    fused = {"fused": True} if bench.policy.fused_optimizer else {}
+    """One SGD and one AdamW step from identical weights and gradients, with the policy's implementation."""
     results = []
     for name, make, settings in (("SGD", torch.optim.SGD, SGD), ("AdamW", torch.optim.AdamW, ADAMW)):
         before = [p.detach().clone() for p in bench.model.parameters()]
-        device_after = _stepped(bench.device_model(train=True), grads, make, {**settings, **fused})
+        device_after = _stepped(bench.device_model(train=True), grads, make, {**settings, **optimizer_settings(bench)})
         cpu_after = _stepped(bench.cpu_model(train=True), grads, make, settings)
         change = max(float((a - b).abs().max()) for a, b in zip(cpu_after, before))
         results.append(check(f"optimizer step: {name}", "optimizer", scaled_max_abs(device_after, cpu_after, change),
