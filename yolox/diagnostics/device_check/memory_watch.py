@@ -15,7 +15,7 @@ from yolox.diagnostics.device_check import tolerances as tol
 from yolox.diagnostics.device_check.bench import Bench
 from yolox.diagnostics.device_check.compare import CheckResult, check
 from yolox.diagnostics.device_check.fixture import resized
-from yolox.diagnostics.device_check.parts import SGD, autocast_for, optimizer_settings
+from yolox.diagnostics.device_check.parts import SGD, autocast_for
 from yolox.utils.device import MIB
 from yolox.utils.ema import ModelEMA
 
@@ -57,11 +57,10 @@ class TrainingRun:
 
 
 def train_and_watch(bench: Bench, amp: Optional[torch.dtype], schedule: Schedule = Schedule()) -> TrainingRun:
-    """Train a device copy of the model on `schedule` (SGD as the policy trains it, EMA, the policy's cache
-    releases)."""
+    """Train a device copy of the model on `schedule` (SGD, EMA, the policy's cache releases)."""
     policy = bench.policy
     model = bench.device_model(train=True)
-    optimizer = torch.optim.SGD(model.parameters(), **SGD, **optimizer_settings(bench))
+    optimizer = torch.optim.SGD(model.parameters(), **SGD)
     ema = ModelEMA(model)
     scaler = torch.amp.GradScaler(bench.device.type, enabled=amp == torch.float16)
     memory, losses, sizes = [], [], []
