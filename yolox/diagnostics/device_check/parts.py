@@ -207,9 +207,18 @@ def _scaled_steps(model: nn.Module, grad_sets: Tuple[List[torch.Tensor], ...], m
     scaler = torch.amp.GradScaler(params[0].device.type)
     for grads in grad_sets:
         _laid_out_like(params, grads, float(scaler.scale(torch.ones((), device=params[0].device))))
+        _poison_freed_memory(params)
         scaler.step(optimizer)
         scaler.update()
     return [param.detach() for param in params]
+
+
+def _poison_freed_memory(params: List[nn.Parameter]) -> None:
+    """Leave NaN in freed blocks of the parameters' sizes, which the allocator hands out next: optimizer state that
+    starts as uninitialised memory (torch.empty_like) then shows as NaN, not as whatever the memory held before
+    (on an H100 that was once small enough to pass for a 1.5% error)."""
+    poisoned = [torch.full_like(param, float("nan")) for param in params]
+    del poisoned
 
 
 def _step_check(name: str, bench: Bench, device_after: List[torch.Tensor], cpu_after: List[torch.Tensor],
