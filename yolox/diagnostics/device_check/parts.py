@@ -23,6 +23,7 @@ from yolox.diagnostics.device_check.compare import (
     relative,
     scaled_max_abs,
 )
+from yolox.exp.yolox_base import start_momentum_at_zero
 from yolox.models.assignment import simota_assign
 from yolox.models.yolox_loss import compute_losses
 from yolox.utils.boxes import postprocess
@@ -192,10 +193,18 @@ def _laid_out_like(params: List[nn.Parameter], grads: List[torch.Tensor], scale:
         param.grad = torch.empty_like(param).copy_(grad * scale)
 
 
+def _optimizer(params: List[nn.Parameter], make: Callable, settings: Dict) -> torch.optim.Optimizer:
+    """`make(params, **settings)` as the trainer builds it: a fused SGD's momentum starts at zero."""
+    optimizer = make(params, **settings)
+    if make is torch.optim.SGD and settings.get("fused"):
+        start_momentum_at_zero(optimizer)
+    return optimizer
+
+
 def _stepped(model: nn.Module, grads: List[torch.Tensor], make: Callable, settings: Dict) -> List[torch.Tensor]:
     params = list(model.parameters())
     _laid_out_like(params, grads)
-    make(params, **settings).step()
+    _optimizer(params, make, settings).step()
     return [param.detach() for param in params]
 
 
@@ -203,7 +212,7 @@ def _scaled_steps(model: nn.Module, grad_sets: Tuple[List[torch.Tensor], ...], m
                   settings: Dict) -> List[torch.Tensor]:
     """One optimizer step per gradient set through a GradScaler, as fp16 training steps (scaled gradients)."""
     params = list(model.parameters())
-    optimizer = make(params, **settings)
+    optimizer = _optimizer(params, make, settings)
     scaler = torch.amp.GradScaler(params[0].device.type)
     for grads in grad_sets:
         _laid_out_like(params, grads, float(scaler.scale(torch.ones((), device=params[0].device))))
@@ -216,7 +225,7 @@ def _scaled_steps(model: nn.Module, grad_sets: Tuple[List[torch.Tensor], ...], m
 def _poison_freed_memory(params: List[nn.Parameter]) -> None:
     """Leave NaN in freed blocks of the parameters' sizes, which the allocator hands out next: optimizer state that
     starts as uninitialised memory (torch.empty_like) then shows as NaN, not as whatever the memory held before
-    (on an H100 that was once small enough to pass for a 1.5% error)."""
+    (on an H100 that was once small enough to give only a 1.5% error)."""
     poisoned = [torch.full_like(param, float("nan")) for param in params]
     del poisoned
 
@@ -240,7 +249,7 @@ def optimizer_checks(bench: Bench, grads: List[torch.Tensor]) -> List[CheckResul
 def skipped_step_checks(bench: Bench, grads: List[torch.Tensor]) -> List[CheckResult]:
     """Under fp16 loss scaling: a step the GradScaler skips (infinite gradients, as early fp16 steps overflow), then
     one from `grads`; the policy's implementation on the device against the plain one on the CPU. A skipped step
-    must leave no trace (torch's fused SGD advanced its momentum on it: NaN weights one step later)."""
+    must leave no trace (torch's fused SGD leaves momentum buffers it never set unless they start at zero)."""
     overflow = [torch.full_like(grad, float("inf")) for grad in grads]
     return [_step_check(f"optimizer step after a skipped one: {name}{precision_suffix(torch.float16)}", bench,
                         _scaled_steps(bench.device_model(train=True), (overflow, grads), make,
