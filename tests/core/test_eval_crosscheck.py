@@ -225,7 +225,7 @@ def test_a_perturbed_op_on_the_device_pass_is_caught(crater_bench):
     conv = model.head.stems[0].conv
     own_weight = conv.weight
     handle = conv.register_forward_hook(lambda module, args, output:
-                                        output * 1.5 if module.weight is own_weight else output)
+                                        output * 1.1 if module.weight is own_weight else output)
     try:
         check = cross_check(model, images, build_policy("mps", tensors_on="cpu"), conf)
     finally:
