@@ -114,6 +114,15 @@ def test_a_nan_on_the_cpu_side_fails_too_and_says_the_weights_are_broken(real_ou
     assert not check.agree and "the weights themselves are broken" in check.warning("mps")
 
 
+def test_non_finite_detections_fail_and_the_row_stays_plain_json(real_outputs):
+    raw, head, _ = real_outputs
+    device, cpu = head.decode_outputs(raw.clone()), head.decode_outputs(raw.clone())
+    device[..., 2] = float("inf")
+    check = compare_outputs(device, cpu, num_classes=COCO_CLASSES, conf_thre=0.01, nms_thre=NMS)
+    row = json.loads(json.dumps(check.row(), allow_nan=False))
+    assert not check.agree and row["non_finite_device"] > 0 and row["non_finite_cpu"] == 0
+
+
 def test_a_background_anchors_wild_box_is_no_disagreement(real_outputs):
     raw, head, _ = real_outputs
     device, cpu = head.decode_outputs(raw.clone()), head.decode_outputs(raw.clone())

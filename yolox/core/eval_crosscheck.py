@@ -72,13 +72,15 @@ class CrossCheck:
         return not self._failures()
 
     def row(self) -> Dict[str, object]:
-        """Plain JSON for eval_history.jsonl: every figure, its tolerance, and the verdict."""
+        """Plain JSON for eval_history.jsonl: every figure, its tolerance, and the verdict (figures are finite:
+        matched pairs overlap, so their boxes and scores are)."""
         figures = {key: (round(value, 6) if isinstance(value, float) else value) for key, value in asdict(self).items()}
         return {"agree": self.agree, **figures, "found_floor": FOUND_FLOOR, "box_tolerance": BOX_TOLERANCE,
                 "score_tolerance": SCORE_TOLERANCE, "quantile": QUANTILE}
 
     def warning(self, device: str) -> str:
-        """One line: how large the disagreement is and the command that finds the part at fault."""
+        """For a check that disagrees, one line: how large the disagreement is and the command that finds the part
+        at fault (`device`: the policy's device, e.g. "cuda:0", or its kind)."""
         kind = str(device).split(":")[0]
         return (f"evaluation on {device} disagrees with the CPU on the first batch (both in fp32): "
                 f"{'; '.join(self._failures())}; run `{CHECK_DEVICE.format(kind=kind)}` to find the part that differs")
