@@ -95,7 +95,8 @@ def garbled(output):
 
 @pytest.mark.parametrize("fault, named", [(scores_doubled, "scores off by a factor 2.00"),
                                           (one_nan, "non-finite values: 1 on the device, 0 on the CPU"),
-                                          (shifted_3px, "boxes off by"), (garbled, "detections found by the other pass")])
+                                          (shifted_3px, "boxes off by"),
+                                          (garbled, "detections found by the other pass")])
 def test_faults_fail_and_the_warning_names_them(real_outputs, fault, named):
     raw, head, _ = real_outputs
     device, cpu = head.decode_outputs(raw.clone()), head.decode_outputs(raw.clone())

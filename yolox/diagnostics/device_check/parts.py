@@ -241,7 +241,8 @@ def _step_check(name: str, bench: Bench, device_after: List[torch.Tensor], cpu_a
 def optimizer_checks(bench: Bench, grads: List[torch.Tensor]) -> List[CheckResult]:
     """One SGD and one AdamW step from identical weights and gradients, with the policy's implementation."""
     return [_step_check(f"optimizer step: {name}", bench,
-                        _stepped(bench.device_model(train=True), grads, make, {**settings, **optimizer_settings(bench)}),
+                        _stepped(bench.device_model(train=True), grads, make,
+                                 {**settings, **optimizer_settings(bench)}),
                         _stepped(bench.cpu_model(train=True), grads, make, settings))
             for name, make, settings in OPTIMIZERS]
 
