@@ -23,6 +23,7 @@ from yolox.diagnostics.device_check.compare import (
     relative,
     scaled_max_abs,
 )
+from yolox.exp.yolox_base import start_momentum_at_zero
 from yolox.models.assignment import simota_assign
 from yolox.models.yolox_loss import compute_losses
 from yolox.utils.boxes import postprocess
@@ -35,6 +36,7 @@ AMP_LOSS_SCALE = 64.0
 # the optimizers of training (upstream's SGD; AdamW as exps use it), one step each
 SGD = dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 ADAMW = dict(lr=1e-3, weight_decay=0.05)
+OPTIMIZERS = (("SGD", torch.optim.SGD, SGD), ("AdamW", torch.optim.AdamW, ADAMW))
 # EMA update count whose decay mixes the two weights about 0.37 : 0.63, so the update is large enough to compare
 EMA_UPDATES = 2000
 
@@ -179,26 +181,82 @@ def amp_loss_check(bench: Bench, amp: torch.dtype) -> CheckResult:
                  cpu=cpu)
 
 
+def optimizer_settings(bench: Bench) -> Dict:
+    """The policy's optimizer implementation: fused kernels where it trains with them."""
+    return {"fused": True} if bench.policy.fused_optimizer else {}
+
+
+def _laid_out_like(params: List[nn.Parameter], grads: List[torch.Tensor], scale: float = 1.0) -> None:
+    for param, grad in zip(params, grads):
+        # as autograd lays out a gradient: in its parameter's strides (channels_last convs), dtype and device; fused
+        # CUDA kernels refuse any other layout, and CPU ones read the mismatched memory as if it matched
+        param.grad = torch.empty_like(param).copy_(grad * scale)
+
+
+def _optimizer(params: List[nn.Parameter], make: Callable, settings: Dict) -> torch.optim.Optimizer:
+    """`make(params, **settings)` as the trainer builds it: a fused SGD's momentum starts at zero."""
+    optimizer = make(params, **settings)
+    if make is torch.optim.SGD and settings.get("fused"):
+        start_momentum_at_zero(optimizer)
+    return optimizer
+
+
 def _stepped(model: nn.Module, grads: List[torch.Tensor], make: Callable, settings: Dict) -> List[torch.Tensor]:
     params = list(model.parameters())
-    for param, grad in zip(params, grads):
-        param.grad = grad.to(device=param.device, dtype=param.dtype)
-    make(params, **settings).step()
+    _laid_out_like(params, grads)
+    _optimizer(params, make, settings).step()
     return [param.detach() for param in params]
 
 
+def _scaled_steps(model: nn.Module, grad_sets: Tuple[List[torch.Tensor], ...], make: Callable,
+                  settings: Dict) -> List[torch.Tensor]:
+    """One optimizer step per gradient set through a GradScaler, as fp16 training steps (scaled gradients)."""
+    params = list(model.parameters())
+    optimizer = _optimizer(params, make, settings)
+    scaler = torch.amp.GradScaler(params[0].device.type)
+    for grads in grad_sets:
+        _laid_out_like(params, grads, float(scaler.scale(torch.ones((), device=params[0].device))))
+        _poison_freed_memory(params)
+        scaler.step(optimizer)
+        scaler.update()
+    return [param.detach() for param in params]
+
+
+def _poison_freed_memory(params: List[nn.Parameter]) -> None:
+    """Leave NaN in freed blocks of the parameters' sizes, which the allocator hands out next: optimizer state that
+    starts as uninitialised memory (torch.empty_like) then shows as NaN, not as whatever the memory held before
+    (on an H100 that was once small enough to give only a 1.5% error)."""
+    poisoned = [torch.full_like(param, float("nan")) for param in params]
+    del poisoned
+
+
+def _step_check(name: str, bench: Bench, device_after: List[torch.Tensor], cpu_after: List[torch.Tensor],
+                amp: bool = False) -> CheckResult:
+    """The weights after the device's and the CPU's steps, against the largest change the CPU's made."""
+    change = max(float((a - b.detach()).abs().max()) for a, b in zip(cpu_after, bench.model.parameters()))
+    return check(name, "optimizer", scaled_max_abs(device_after, cpu_after, change), tol.STEP, amp,
+                 unit="of the largest change")
+
+
 def optimizer_checks(bench: Bench, grads: List[torch.Tensor]) -> List[CheckResult]:
-    """One SGD and one AdamW step from identical weights and gradients."""
-    fused = {"fused": True} if bench.policy.fused_optimizer else {}
-    results = []
-    for name, make, settings in (("SGD", torch.optim.SGD, SGD), ("AdamW", torch.optim.AdamW, ADAMW)):
-        before = [p.detach().clone() for p in bench.model.parameters()]
-        device_after = _stepped(bench.device_model(train=True), grads, make, {**settings, **fused})
-        cpu_after = _stepped(bench.cpu_model(train=True), grads, make, settings)
-        change = max(float((a - b).abs().max()) for a, b in zip(cpu_after, before))
-        results.append(check(f"optimizer step: {name}", "optimizer", scaled_max_abs(device_after, cpu_after, change),
-                             tol.STEP, unit="of the largest change"))
-    return results
+    """One SGD and one AdamW step from identical weights and gradients, with the policy's implementation."""
+    return [_step_check(f"optimizer step: {name}", bench,
+                        _stepped(bench.device_model(train=True), grads, make,
+                                 {**settings, **optimizer_settings(bench)}),
+                        _stepped(bench.cpu_model(train=True), grads, make, settings))
+            for name, make, settings in OPTIMIZERS]
+
+
+def skipped_step_checks(bench: Bench, grads: List[torch.Tensor]) -> List[CheckResult]:
+    """Under fp16 loss scaling: a step the GradScaler skips (infinite gradients, as early fp16 steps overflow), then
+    one from `grads`; the policy's implementation on the device against the plain one on the CPU. A skipped step
+    must leave no trace (torch's fused SGD leaves momentum buffers it never set unless they start at zero)."""
+    overflow = [torch.full_like(grad, float("inf")) for grad in grads]
+    return [_step_check(f"optimizer step after a skipped one: {name}{precision_suffix(torch.float16)}", bench,
+                        _scaled_steps(bench.device_model(train=True), (overflow, grads), make,
+                                      {**settings, **optimizer_settings(bench)}),
+                        _scaled_steps(bench.cpu_model(train=True), (overflow, grads), make, settings), amp=True)
+            for name, make, settings in OPTIMIZERS]
 
 
 def ema_check(bench: Bench, grads: List[torch.Tensor]) -> CheckResult:

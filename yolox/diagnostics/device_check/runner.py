@@ -70,9 +70,18 @@ def _amp_parts(bench: Bench, eval_set: evaluation.EvalSet, plan: CheckPlan) -> L
         reason = f"the policy chooses no mixed precision here: {plan.amp_reason}"
         return [skip(name, part, limit, reason, amp=True) for name, part, limit in AMP_ROWS]
     tensors_loss = parts.amp_loss_check(bench, plan.amp_dtype)
-    gradient, _ = parts.gradient_check(bench, plan.amp_dtype)
+    gradient, cpu_grads = parts.gradient_check(bench, plan.amp_dtype)
     return (parts.forward_checks(bench, plan.amp_dtype) + [tensors_loss, gradient]
+            + _skipped_step_parts(bench, plan.amp_dtype, cpu_grads)
             + [evaluation.evaluate_both(bench, eval_set, plan.amp_dtype)])
+
+
+def _skipped_step_parts(bench: Bench, amp: torch.dtype, cpu_grads: List[torch.Tensor]) -> List[CheckResult]:
+    """Loss scaling, and so a skipped step, exists under fp16 only."""
+    if amp == torch.float16:
+        return parts.skipped_step_checks(bench, cpu_grads)
+    reason = f"{_dtype_name(amp)} trains without loss scaling: no step is skipped"
+    return [skip(name, part, limit, reason, amp=True) for name, part, limit in SKIPPED_STEP_ROWS]
 
 
 def _skipped_rest() -> List[CheckResult]:
@@ -85,10 +94,12 @@ def _skipped_rest() -> List[CheckResult]:
                skip("training: memory growth", "memory", tol.GROWTH_FLOOR_MIB, QUICK_SKIP)])
 
 
+SKIPPED_STEP_ROWS = (("optimizer step after a skipped one: SGD (amp)", "optimizer", tol.STEP),
+                     ("optimizer step after a skipped one: AdamW (amp)", "optimizer", tol.STEP))
 AMP_ROWS = (("forward, eval mode (amp)", "forward", tol.AMP_FORWARD),
             ("forward, train mode (amp)", "forward", tol.AMP_FORWARD),
             ("loss: total (amp)", "loss", tol.AMP_LOSS), ("gradients (amp)", "gradients", tol.AMP_GRADIENT),
-            ("evaluation AP50 (amp)", "evaluation", tol.AMP_AP50))
+            *SKIPPED_STEP_ROWS, ("evaluation AP50 (amp)", "evaluation", tol.AMP_AP50))
 
 
 def _dtype_name(dtype: Optional[torch.dtype]) -> str:
