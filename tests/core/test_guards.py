@@ -145,26 +145,42 @@ def test_a_loss_that_stays_nan_stops_the_run_with_a_clear_message(tiny_exp_file,
     assert trainer.guard.counts.restores == 5 and trainer.guard.lr_scale == pytest.approx(0.5 ** 5)
 
 
-def test_evaluation_off_the_cpu_is_cross_checked_and_a_fault_is_warned_and_recorded(tiny_exp_file):
+def test_the_cross_check_runs_once_per_run_and_a_fault_is_warned_and_recorded(tiny_exp_file):
     exp = get_exp(str(tiny_exp_file))
+    exp.max_epoch = 3
     policy = build_policy("mps", tensors_on="cpu")
     trainer = Trainer(exp, train_args(), policy=policy)
-    calls = {"n": 0}
+    calls = {"trained": False, "evals": 0}
 
     def shift_the_device_pass(module, inputs, output):
-        calls["n"] += 1
-        if not module.training and calls["n"] % 2 == 1 and trainer.epoch + 1 == exp.max_epoch:
-            return output + 3.0     # the device pass of the last evaluation moves every box by 3 px
-        return output
+        if module.training:
+            calls["trained"] = True
+            return output
+        if not calls["trained"]:
+            return output       # the model summary's forward, before training
+        calls["evals"] += 1     # the first eval-mode forward after training is the cross-check's device pass
+        return output + 20.0 if calls["evals"] == 1 else output
 
     real_build = trainer.build_model
     trainer.build_model = lambda: _hooked(real_build(), shift_the_device_pass)
     trainer.train()
     rows = [json.loads(line) for line in open(os.path.join(trainer.file_name, "eval_history.jsonl"))]
-    assert [row["cpu_cross_check"]["agree"] for row in rows] == [True] * (len(rows) - 1) + [False]
-    assert rows[-1]["cpu_cross_check"]["max_box_diff_px"] == pytest.approx(3.0, abs=1e-3)
+    assert len(rows) == 3 and ["cpu_cross_check" in row for row in rows] == [True, False, False]
+    check = rows[0]["cpu_cross_check"]
+    assert check["agree"] is False and check["box_tolerance"] == pytest.approx(0.1)
     log = open(os.path.join(trainer.file_name, "train_log.txt")).read()
-    assert "disagrees with the CPU on the first batch: boxes differ by up to 3.0" in log
+    assert "disagrees with the CPU on the first batch (both in fp32)" in log and "yolox-check-device --device mps" in log
+
+
+def test_a_skipped_step_makes_the_next_evaluation_check_again(tiny_exp_file):
+    exp = get_exp(str(tiny_exp_file))
+    exp.max_epoch = 2
+    trainer = Trainer(exp, train_args(), policy=build_policy("mps", tensors_on="cpu"))
+    trainer.before_train()
+    evaluation, model = trainer.evaluation, trainer.ema_model.ema
+    assert evaluation.cross_check(model, skipped_steps=0) is not None     # the run's first evaluation
+    assert evaluation.cross_check(model, skipped_steps=0) is None         # nothing new since
+    assert evaluation.cross_check(model, skipped_steps=2) is not None     # the guard skipped steps since
 
 
 def test_a_cpu_run_makes_no_cross_check(tiny_exp_file):

@@ -26,7 +26,7 @@ from yolox.utils.boxes import bboxes_iou, postprocess
 from yolox.utils.device import DevicePolicy
 from yolox.utils.device.exact_math import exact_fp32
 
-__all__ = ["CrossCheck", "compare_outputs", "cross_check_evaluation", "cross_check_first_batch"]
+__all__ = ["CrossCheck", "compare_outputs", "cross_check_evaluation"]
 
 CHECK_DEVICE = "yolox-check-device --device {kind}"
 # a detection is found when a detection of the other pass overlaps it this much: AP50's criterion
@@ -204,16 +204,3 @@ def _found(rows: List[torch.Tensor], matched: List[torch.Tensor], conf_thre: flo
 
 def _quantile(values: torch.Tensor) -> float:
     return float(torch.quantile(values, QUANTILE)) if len(values) else 0.0
-
-
-def cross_check_first_batch(model: nn.Module, dataloader, policy: DevicePolicy) -> Optional[Dict[str, object]]:
-    """Transitional, for the trainer's current call until it passes its evaluator's thresholds to
-    cross_check_evaluation: the first batch at yolox_base's defaults (conf 0.01, NMS 0.65), as row() plus the keys
-    the trainer's warning reads."""
-    images = next(iter(dataloader))[0]
-    check = cross_check_evaluation(model, images, policy, num_classes=model.head.num_classes, conf_thre=0.01,
-                                   nms_thre=0.65)
-    if check is None:
-        return None
-    return {**check.row(), "box_tolerance_px": f"{BOX_TOLERANCE:.0%} of the box side",
-            "max_score_diff": round(check.score_error, 6)}

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 from loguru import logger
 from torch import nn
 
-from yolox.core.eval_crosscheck import cross_check_first_batch
+from yolox.core.eval_crosscheck import CrossCheck, cross_check_evaluation
 from yolox.core.exp_calls import evaluate
 from yolox.utils.device import DevicePolicy
 from yolox.utils.eval_history import append_eval
@@ -31,21 +31,35 @@ class RunEvaluation:
         self.best_epoch = best_epoch
         self.last_outputs: Dict[int, dict] = {}
         self.last_seconds = 0.0
+        self._checked_at_skips: Optional[int] = None
+
+    def cross_check(self, model: nn.Module, skipped_steps: int) -> Optional[CrossCheck]:
+        """The first evaluation batch on the device and on the CPU, in fp32 (yolox/core/eval_crosscheck.py): at
+        the run's first evaluation off the CPU, and again only once the guard has skipped a non-finite step since
+        (`skipped_steps`); None when not due."""
+        due = self._checked_at_skips is None or skipped_steps > self._checked_at_skips
+        if self.rank != 0 or self.policy.kind == "cpu" or not due:
+            return None
+        self._checked_at_skips = skipped_steps
+        images = next(iter(self.evaluator.dataloader))[0]
+        return cross_check_evaluation(model, images, self.policy, num_classes=self.evaluator.num_classes,
+                                      conf_thre=self.evaluator.confthre, nms_thre=self.evaluator.nmsthre)
 
     @property
     def batches(self) -> int:
         return len(self.evaluator.dataloader)
 
-    def run(self, model: nn.Module, epoch: int, progress: Dict[str, Any]) -> Dict[str, Any]:
+    def run(self, model: nn.Module, epoch: int, progress: Dict[str, Any], skipped_steps: int = 0
+            ) -> Dict[str, Any]:
         """Evaluate `model` after `epoch` (1-based); returns its history row ("best": whether it leads), which
         `record` appends to the history.
 
-        `progress` (iteration, samples seen, training seconds, ...) is copied into the row.
+        `progress` (iteration, samples seen, training seconds, ...) is copied into the row; `skipped_steps` (the
+        guard's count) says whether the CPU cross-check is due again.
         """
         started = time.time()
         with adjust_status(model, training=False):
-            cpu_check = cross_check_first_batch(model, self.evaluator.dataloader, self.policy) \
-                if self.rank == 0 else None
+            cpu_check = self.cross_check(model, skipped_steps)
             # in the precision the run trains in; the fp32 agreement with the CPU is the cross-check's
             (ap50_95, ap50, summary), self.last_outputs = evaluate(self.exp, model, self.evaluator, self.distributed,
                                                                    self.policy, amp=self.policy.amp_dtype is not None)
@@ -58,15 +72,13 @@ class RunEvaluation:
             self.best_epoch = epoch
         if self.rank == 0:
             logger.info("\n" + str(summary))
-        if cpu_check is not None and not cpu_check["agree"]:
-            logger.warning(f"evaluation on {self.policy.device} disagrees with the CPU on the first batch: boxes "
-                           f"differ by up to {cpu_check['max_box_diff_px']} px (tolerance "
-                           f"{cpu_check['box_tolerance_px']}), scores by {cpu_check['max_score_diff']} (tolerance "
-                           f"{cpu_check['score_tolerance']}); run tools/check_device.py")
+        if cpu_check is not None and not cpu_check.agree:
+            # a simulated policy (tests) names the kind it simulates, whose check command would find the fault
+            logger.warning(cpu_check.warning(self.policy.kind if self.policy.simulated else str(self.policy.device)))
         self.last_seconds = time.time() - started
         row = {"epoch": epoch, "AP50": float(ap50), "AP50:95": float(ap50_95), "best": bool(best), **progress}
         if cpu_check is not None:
-            row["cpu_cross_check"] = cpu_check
+            row["cpu_cross_check"] = cpu_check.row()
         return row
 
     def record(self, row: Dict[str, Any]) -> None:

@@ -407,7 +407,7 @@ class Trainer:
         progress = {"no_aug": bool(self.mosaic_closed), "iteration": self.progress_in_iter + 1,
                     "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
         with self.wall.phase("evaluation"):
-            row = self.evaluation.run(eval_model, self.epoch + 1, progress)
+            row = self.evaluation.run(eval_model, self.epoch + 1, progress, self.guard.counts.skipped_steps)
         if self.rank == 0 and self.metric_writer is not None:
             self.metric_writer.add_scalars({"val/COCOAP50": row["AP50"], "val/COCOAP50_95": row["AP50:95"]},
                                            self.epoch + 1)
