@@ -14,6 +14,7 @@ import time
 from typing import List, Optional
 
 from yolox.cli.flags import add_device_args, add_run_args, prepare_environment
+from yolox.utils.started import process_started_at
 from yolox.utils.user_errors import CLIParser, run_cli
 
 EPILOG = ("Without -f: exps/crater/yolox_m_crater.py when fine-tuning from -c weights; from scratch "
@@ -46,9 +47,11 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None, policy=None) -> dict:
+def main(argv: Optional[List[str]] = None, policy=None, started_at: Optional[float] = None) -> dict:
     """Plan the crater run, train it, report it; `policy` replaces the device policy built from the flags (tests
-    simulate MPS this way). Returns rank 0's figures and the run summary."""
+    simulate MPS this way). `started_at` starts the run's clock (--time): the command passes its process's start;
+    a call from Python, the call's time. Returns rank 0's figures and the run summary."""
+    started_at = started_at or time.time()
     prepare_environment(argv)
     args = make_parser().parse_args(argv)
     # imported after prepare_environment: torch reads the MPS environment variables when it is first imported
@@ -58,7 +61,7 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
     from yolox.utils.setup_env import configure_module
 
     configure_module()
-    plan = plan_crater_run(args, policy)
+    plan = plan_crater_run(args, policy, started_at)
     started = time.time()
     trainer = train(plan.exp, plan.options, plan.policy, plan.rank_policy)
     return crater_figures(plan.run_dir, trainer, plan.exp.max_epoch, plan.options.batch_size, time.time() - started)
@@ -66,7 +69,7 @@ def main(argv: Optional[List[str]] = None, policy=None) -> dict:
 
 def cli() -> None:
     """The `yolox-train-craters` command: main() with user errors as one line and exit status 2."""
-    run_cli(main)
+    run_cli(lambda: main(started_at=process_started_at()))
 
 
 if __name__ == "__main__":

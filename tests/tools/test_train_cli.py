@@ -44,3 +44,13 @@ def test_compile_flags_reach_the_device_policy():
     crater = load_tool("train_crater_device_aware")
     assert policy_from_args(crater.make_parser().parse_args(["--device", "cpu", "--compile", "on"])).compile_model
     assert not policy_from_args(crater.make_parser().parse_args(["--device", "cpu"])).compile_model
+
+
+def test_the_training_commands_import_no_torch_before_they_set_the_mps_environment():
+    # torch reads PYTORCH_ENABLE_MPS_FALLBACK when it is first imported: the commands set it in main() first
+    code = ("import sys, yolox.tools.train, yolox.tools.train_crater_device_aware, yolox.cli.flags; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

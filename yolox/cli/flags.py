@@ -7,7 +7,6 @@ import argparse
 import sys
 from typing import List, Optional
 
-from yolox.core.options import RunOptions
 from yolox.utils.durations import TimeBudgetError, parse_duration
 from yolox.utils.mps_patch import setup_mps_environment
 
@@ -86,8 +85,11 @@ def time_epoch_cap(opts: Optional[List[str]], exp) -> Optional[int]:
     return int(exp.max_epoch) if "max_epoch" in (opts or [])[0::2] else None
 
 
-def options_from_args(args: argparse.Namespace, exp, batch_size: int) -> RunOptions:
-    """The RunOptions of a training command's flags (add_run_args) for `exp` at `batch_size` images per step."""
+def options_from_args(args: argparse.Namespace, exp, batch_size: int, started_at: float):
+    """The RunOptions of a training command's flags (add_run_args) for `exp` at `batch_size` images per step,
+    its clock started at `started_at` (wall time)."""
+    from yolox.core.options import RunOptions  # lazy: yolox.core imports torch, which must start after prepare_environment
+
     return RunOptions(
         experiment_name=args.experiment_name or exp.exp_name, batch_size=int(batch_size), ckpt=args.ckpt,
         resume=bool(args.resume), start_epoch=args.start_epoch, devices=args.devices or 1,
@@ -95,7 +97,7 @@ def options_from_args(args: argparse.Namespace, exp, batch_size: int) -> RunOpti
         dist_backend=args.dist_backend, dist_url=args.dist_url, cache=args.cache, logger=args.logger,
         trust_ckpt=bool(args.trust_ckpt), occupy=bool(args.occupy),
         deterministic=bool(args.deterministic), time_budget_s=parse_duration(args.time) if args.time else None,
-        max_epoch_cap=time_epoch_cap(args.opts, exp))
+        max_epoch_cap=time_epoch_cap(args.opts, exp), started_at=started_at)
 
 
 def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False):

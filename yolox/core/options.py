@@ -7,17 +7,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-import psutil
-
-__all__ = ["RunOptions", "process_started_at"]
-
-
-def process_started_at() -> float:
-    """When this process started (wall clock, seconds): the moment the user pressed enter, imports included."""
-    try:
-        return float(psutil.Process().create_time())
-    except (psutil.Error, OSError):
-        return time.time()
+__all__ = ["RunOptions"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +31,8 @@ class RunOptions:
     deterministic: bool = False               # repeatable kernels where the device has them (slower)
     time_budget_s: Optional[float] = None     # --time: wall-clock budget counted from `started_at`
     max_epoch_cap: Optional[int] = None       # a --time plan chooses at most this many epochs
-    started_at: float = field(default_factory=process_started_at)
+    # when the run's clock starts (wall time): the commands give their process's start; made in Python, now
+    started_at: float = field(default_factory=time.time)
 
     def with_batch_size(self, batch_size: int) -> "RunOptions":
         return replace(self, batch_size=int(batch_size))

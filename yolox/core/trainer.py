@@ -297,8 +297,7 @@ class Trainer:
         """A run stopped during an evaluation resumes after that epoch: evaluate it now, as an unbroken run did."""
         if resume is None or self.start_epoch == 0:
             return
-        due = (self.start_epoch % self.eval_interval == 0 or self.start_epoch >= self.max_epoch
-               or self.mosaic_closed)
+        due = self.eval_due(self.start_epoch) or self.start_epoch >= self.max_epoch or self.mosaic_closed
         if not due or any(row["epoch"] == self.start_epoch for row in read_eval_history(self.file_name)):
             return
         logger.info(f"epoch {self.start_epoch} was not evaluated before the run stopped: evaluating it now")
@@ -359,8 +358,13 @@ class Trainer:
         last = self.epoch + 1 == self.max_epoch or self.stop_requested
         if self.checkpointer.latest_due(last):
             self.save_ckpt(ckpt_name=LATEST)
-        if (self.epoch + 1) % self.eval_interval == 0 or last:
+        if self.eval_due(self.epoch + 1) or last:
             self.evaluate_and_save_model()
+
+    def eval_due(self, epoch: int) -> bool:
+        """Whether 1-based `epoch` is evaluated: every eval_interval epochs counted back from the last, so that
+        the final evaluation is one of them (not an extra one just after another)."""
+        return (self.max_epoch - epoch) % self.eval_interval == 0
 
     def before_iter(self) -> None:
         pass

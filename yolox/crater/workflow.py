@@ -19,7 +19,7 @@ import yolox.exp.crater
 
 from yolox.cli.flags import options_from_args, policy_from_args
 from yolox.core.budget import EVAL_SHARE, TEARDOWN_SECONDS
-from yolox.core.options import RunOptions, process_started_at
+from yolox.core.options import RunOptions
 from yolox.core.run import process_count
 from yolox.crater.completeness import completeness_warning
 from yolox.crater.exp import CraterExp
@@ -188,8 +188,8 @@ def choose_batch(exp, args, policy, world_size: int, label_stats: Tuple[int, int
     return decision.batch_size * world_size, decision
 
 
-def plan_recipe(exp, args, policy, world_size: int, label_stats: Tuple[int, int], exp_reason: str
-                ) -> Tuple[int, BatchDecision, List[str]]:
+def plan_recipe(exp, args, policy, world_size: int, label_stats: Tuple[int, int], exp_reason: str,
+                started_at: float) -> Tuple[int, BatchDecision, List[str]]:
     """The recipe (from-scratch or fine-tuning plan unless `--recipe exp`) and the batch; (batch, decision,
     the plan's recipe lines). Model choices come before the batch probe builds a model, the schedule after."""
     overridden = opts_keys(args.opts)
@@ -204,7 +204,8 @@ def plan_recipe(exp, args, policy, world_size: int, label_stats: Tuple[int, int]
         reasons.update(apply_fine_tune_model(exp, overridden))
     batch, decision = choose_batch(exp, args, policy, world_size, label_stats)
     if scratch and args.time and exp.p2_head and "p2_head" not in overridden:
-        reasons.update(budget_p2_head(exp, policy, batch // world_size, label_stats, decision, args.time))
+        reasons.update(budget_p2_head(exp, policy, batch // world_size, label_stats, decision,
+                                      parse_duration(args.time) - (time.time() - started_at)))
     if scratch:
         reasons.update(apply_scratch_schedule(exp, batch, label_stats[1], overridden))
     if fine_tune:
@@ -214,24 +215,25 @@ def plan_recipe(exp, args, policy, world_size: int, label_stats: Tuple[int, int]
 
 
 def budget_p2_head(exp, policy, batch: int, label_stats: Tuple[int, int], decision: BatchDecision,
-                   time_budget: str) -> Dict[str, str]:
-    """Under --time, whether the stride-4 level stays: its step cost (the batch probe's step at `batch`, and a
-    step measured now without it) against the epochs the budget affords; {"p2_head": reason}."""
-    with_p2 = next((probe.seconds for probe in decision.probes if probe.batch_size == batch and probe.peak_bytes),
-                   None)
-    if with_p2 is None:
-        return {}
+                   seconds_left: float) -> Dict[str, str]:
+    """Under --time, whether the stride-4 level stays: a step's cost with and without it at `batch` (the batch
+    probe's where it timed that batch) against the epochs the budget affords; {"p2_head": reason}."""
+    timed = {probe.batch_size: probe.seconds for probe in decision.probes if probe.peak_bytes}
+    with_p2 = timed.get(batch) or step_seconds(exp, policy, batch, label_stats)
     exp.p2_head = False
-    without = run_probe(make_training_step(policy.to(exp.get_model()), policy, tuple(exp.input_size),
-                                           min(exp.max_labels, 4 * label_stats[0]), exp.max_labels, exp.num_classes),
-                        policy, batch)
-    left = parse_duration(time_budget) - (time.time() - process_started_at())
-    train_seconds = max(0.0, left * (1 - EVAL_SHARE) - TEARDOWN_SECONDS)
+    without = step_seconds(exp, policy, batch, label_stats)
+    train_seconds = max(0.0, seconds_left * (1 - EVAL_SHARE) - TEARDOWN_SECONDS)
     steps = math.ceil(label_stats[1] / max(batch, 1))
-    choice = p2_under_budget(train_seconds / (steps * with_p2), train_seconds / (steps * max(without.seconds, 1e-9)),
-                             with_p2, without.seconds)
+    choice = p2_under_budget(train_seconds / (steps * with_p2), train_seconds / (steps * without), with_p2, without)
     exp.p2_head = choice.value
     return {"p2_head": choice.reason}
+
+
+def step_seconds(exp, policy, batch: int, label_stats: Tuple[int, int]) -> float:
+    """Seconds of one training step of the exp's model at `batch` (a warm-up step, then two timed)."""
+    step = make_training_step(policy.to(exp.get_model()), policy, tuple(exp.input_size),
+                              min(exp.max_labels, 4 * label_stats[0]), exp.max_labels, exp.num_classes)
+    return max(run_probe(step, policy, batch).seconds, 1e-9)
 
 
 def completeness_warning_for(exp) -> Optional[str]:
@@ -262,9 +264,11 @@ class CraterPlan:
         return os.path.join(self.exp.output_dir, self.options.experiment_name)
 
 
-def plan_crater_run(args, policy: Optional[DevicePolicy] = None) -> CraterPlan:
+def plan_crater_run(args, policy: Optional[DevicePolicy] = None, started_at: Optional[float] = None) -> CraterPlan:
     """The crater run the parsed flags describe, planned and logged; `policy` replaces the one built from the
-    flags (tests simulate MPS this way). Nothing is trained here."""
+    flags (tests simulate MPS this way); `started_at` is when the run's clock started (default: now). Nothing is
+    trained here."""
+    started_at = started_at or time.time()
     args = argparse.Namespace(**{**vars(args), "ckpt": resolve_ckpt(args.ckpt, args.resume)})
     exp, exp_reason = build_exp(args)
     run_dir = os.path.join(exp.output_dir, args.experiment_name or exp.exp_name)
@@ -280,10 +284,10 @@ def plan_crater_run(args, policy: Optional[DevicePolicy] = None) -> CraterPlan:
         policy.seed_everything(int(exp.seed))     # the batch probe builds a model: the same one on every run
     exp.label_caps()    # label rows and detections per image from the densest images, logged with the plan
     label_stats = train_label_stats(exp)
-    batch, decision, recipe = plan_recipe(exp, args, policy, processes, label_stats, exp_reason)
+    batch, decision, recipe = plan_recipe(exp, args, policy, processes, label_stats, exp_reason, started_at)
     log_plan(policy, batch, decision, exp, processes, recipe)
     warning = completeness_warning_for(exp)
     if warning:
         logger.warning(warning)
-    options = options_from_args(args, exp, batch)
+    options = options_from_args(args, exp, batch, started_at)
     return CraterPlan(exp, options, policy, rank_policy, decision, processes)
