@@ -39,7 +39,7 @@ PEER_SCRIPT = REPO.parent / "shared" / "tools" / "peer_ultralytics.py"
 # the peer script keeps its converted data and its run in /tmp/ul_data_<run> and /tmp/ul_runs_<run>
 PEER_SCRATCH = Path("/tmp")
 PEER_DEVICES = {"cuda": "0", "cpu": "cpu", "mps": "mps"}
-PHASES = ("startup", "train_steps", "data_wait", "host_sync", "evaluation", "checkpoints", "other")
+PHASES = ("startup", "train_steps", "data_wait", "host_sync", "evaluation", "checkpoints", "teardown", "other")
 # (header, row key, digits) of the figures both tools have
 COLUMNS = (("wall s", "wall_s", 1), ("budget s", "budget_s", 0), ("AP50 final", "final_AP50", 3),
            ("AP50 best", "best_AP50", 3), ("epochs", "epochs", 0), ("img/s", "img_per_s", 1))

@@ -37,7 +37,8 @@ def main(argv: Optional[List[str]] = None, started_at: Optional[float] = None) -
     exp.strict_data = exp.strict_data or args.strict_data
     check_exp_value(exp)
     options = options_from_args(args, exp, args.batch_size, started_at)
-    rank_policy = functools.partial(policy_from_args, args, deterministic=options.deterministic)
+    rank_policy = functools.partial(policy_from_args, args, deterministic=options.deterministic,
+                                    time_budget_s=options.time_budget_s)
     policy = checked_policy(lambda: rank_policy(world_size=options.devices))
     train(exp, options, policy, rank_policy)
 

@@ -100,15 +100,18 @@ def options_from_args(args: argparse.Namespace, exp, batch_size: int, started_at
         max_epoch_cap=time_epoch_cap(args.opts, exp), started_at=started_at)
 
 
-def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False):
-    """The device policy of this process from the flags of add_device_args; unknown devices are a UserError."""
+def policy_from_args(args: argparse.Namespace, local_rank: int = 0, world_size: int = 1, deterministic: bool = False,
+                     time_budget_s: Optional[float] = None):
+    """The device policy of this process from the flags of add_device_args (and, for a training run, its --time
+    budget); unknown devices are a UserError."""
     from yolox.utils.device import build_policy  # lazy: it imports torch, which must start after prepare_environment
 
     return build_policy(args.device, fp16=args.fp16, bf16=args.bf16,
                         channels_last=SWITCH[args.channels_last], cudnn_benchmark=SWITCH[args.cudnn_benchmark],
                         compile_model=SWITCH[args.compile], fused_bn_act=SWITCH[args.fused_bn_act],
                         cache_release_every=args.cache_release_every, local_rank=local_rank,
-                        world_size=world_size, deterministic=deterministic)
+                        world_size=world_size, deterministic=deterministic,
+                        time_budget_s=time_budget_s)
 
 
 def prepare_environment(argv: Optional[List[str]] = None) -> None:

@@ -35,7 +35,7 @@ TEARDOWN_SECONDS = 3.0
 # until a checkpoint has been timed
 CHECKPOINT_SECONDS = 1.0
 # a pace this far from the planned one may change the plan, but only within this share of the planned epochs
-REPLAN_DRIFT = 0.15
+REPLAN_DRIFT = 0.2
 REPLAN_WITHIN = 0.25
 # steps timed before the first plan; the first few (allocator warm-up, loader start, compilation) not counted
 PACE_ITERS = 12
@@ -216,9 +216,11 @@ class BudgetClock:
         timed = self.iter_times[PACE_SKIP:]
         if not timed or (len(timed) < PACE_ITERS - PACE_SKIP and not self.epoch_overheads):
             return None
-        recent = sorted(timed[-50:])
-        step = recent[len(recent) // 2]     # the median: a compile or a slow batch does not move it
-        overhead = sum(self.epoch_overheads[-5:]) / len(self.epoch_overheads[-5:]) if self.epoch_overheads else 0.0
+        # means over the whole run so far: multi-scale training draws a new size every 10 steps, so a short window
+        # swings with the sizes drawn while the run's total follows the mean
+        step = sum(timed) / len(timed)
+        ends = self.epoch_overheads[1:] or self.epoch_overheads     # the first epoch's end starts the eval loader
+        overhead = sum(ends) / len(ends) if ends else 0.0
         evaluation = self.eval_seconds if self.eval_seconds is not None else eval_estimate(eval_batches, step)
         return Pace(step, overhead, evaluation, iters_per_epoch)
 

@@ -1,5 +1,6 @@
 """The training data of one process: the loader at a position in its sample stream, the prefetcher one batch
 ahead of it, and the batch size (halved when a step runs out of memory)."""
+import gc
 from typing import List, Optional, Tuple
 
 import torch
@@ -68,6 +69,12 @@ class DataStream:
         epoch_samples = self.samples_seen - epoch_start_samples
         self.start(self.samples_seen, self.mosaic_closed)
         return epoch_samples // self.per_rank_batch
+
+    def close(self) -> None:
+        """Stop the loader's workers now (at the end of training), not whenever the process exits."""
+        self.prefetcher = None
+        self.loader = None
+        gc.collect()
 
     def skipped_images(self) -> List[str]:
         """Training images that became unreadable after the dataset check (skipped, replaced by others)."""

@@ -14,6 +14,10 @@ from yolox.utils.model_utils import adjust_status
 
 __all__ = ["RunEvaluation"]
 
+# images of the first evaluation batch the CPU cross-check runs: a crater tile holds tens of detections, and the
+# CPU pass of a whole batch took seconds on a GPU machine's CPU
+CROSS_CHECK_IMAGES = 4
+
 
 class RunEvaluation:
     """Evaluates the model the run would keep, tracks the best AP, and records each evaluation as a history row
@@ -36,14 +40,17 @@ class RunEvaluation:
     def cross_check(self, model: nn.Module, skipped_steps: int) -> Optional[CrossCheck]:
         """The first evaluation batch on the device and on the CPU, in fp32 (yolox/core/eval_crosscheck.py): at
         the run's first evaluation off the CPU, and again only once the guard has skipped a non-finite step since
-        (`skipped_steps`); None when not due."""
+        (`skipped_steps`), or when it compared no detections (an early model); None when not due."""
         due = self._checked_at_skips is None or skipped_steps > self._checked_at_skips
         if self.rank != 0 or self.policy.kind == "cpu" or not due:
             return None
         self._checked_at_skips = skipped_steps
-        images = next(iter(self.evaluator.dataloader))[0]
-        return cross_check_evaluation(model, images, self.policy, num_classes=self.evaluator.num_classes,
-                                      conf_thre=self.evaluator.confthre, nms_thre=self.evaluator.nmsthre)
+        images = next(iter(self.evaluator.dataloader))[0][:CROSS_CHECK_IMAGES]
+        check = cross_check_evaluation(model, images, self.policy, num_classes=self.evaluator.num_classes,
+                                       conf_thre=self.evaluator.confthre, nms_thre=self.evaluator.nmsthre)
+        if check is not None and not check.device_detections and not check.cpu_detections:
+            self._checked_at_skips = None   # an early model detects nothing: nothing was compared, check again
+        return check
 
     @property
     def batches(self) -> int:
@@ -57,9 +64,10 @@ class RunEvaluation:
         `progress` (iteration, samples seen, training seconds, ...) is copied into the row; `skipped_steps` (the
         guard's count) says whether the CPU cross-check is due again.
         """
-        started = time.time()
         with adjust_status(model, training=False):
             cpu_check = self.cross_check(model, skipped_steps)
+        started = time.time()    # what the --time plan expects of an evaluation: the cross-check is once per run
+        with adjust_status(model, training=False):
             # in the precision the run trains in; the fp32 agreement with the CPU is the cross-check's
             (ap50_95, ap50, summary), self.last_outputs = evaluate(self.exp, model, self.evaluator, self.distributed,
                                                                    self.policy, amp=self.policy.amp_dtype is not None)

@@ -310,6 +310,9 @@ class Trainer:
         if hasattr(self, "evaluation"):
             logger.info(f"Training of experiment is done and the best AP is {self.best_ap * 100:.2f}")
         logger.info(f"guard: {self.guard.counts.line()}")
+        if hasattr(self, "stream"):
+            with self.wall.phase("teardown"):
+                self.stream.close()
         if self.rank == 0 and hasattr(self, "stream"):
             self.wall.write(self.file_name, budget_s=self.options.time_budget_s, epochs=self.epoch + 1,
                             iterations=self.progress_in_iter + 1, images=self.samples_seen * self.world_size,

@@ -2,7 +2,7 @@
 
 Phases: start-up (from the process start to the first training step: imports, dataset check, batch probe, model
 build, loader start), training steps, data wait (batches not ready), host syncs (device reads for the log),
-evaluation, checkpoints, and the rest ("other": epoch ends, logging). A benchmark adds what follows training
+evaluation, checkpoints, teardown (stopping the loader's workers), and the rest ("other": epoch ends, logging). A benchmark adds what follows training
 (report, plots, exit) from its own clock.
 """
 import contextlib
@@ -15,7 +15,7 @@ from typing import Dict, Iterator, Optional
 __all__ = ["WallClock", "WALL_CLOCK_FILE", "PHASES"]
 
 WALL_CLOCK_FILE = "wall_clock.json"
-PHASES = ("startup", "train_steps", "data_wait", "host_sync", "evaluation", "checkpoints")
+PHASES = ("startup", "train_steps", "data_wait", "host_sync", "evaluation", "checkpoints", "teardown")
 
 
 class WallClock:

@@ -276,7 +276,8 @@ def plan_crater_run(args, policy: Optional[DevicePolicy] = None, started_at: Opt
     setup_logger(run_dir, distributed_rank=0, filename="train_log.txt", mode="a")
     ensure_data(exp, data_dir_given=args.data_dir is not None)
 
-    rank_policy = functools.partial(policy_from_args, args, deterministic=args.deterministic)
+    rank_policy = functools.partial(policy_from_args, args, deterministic=args.deterministic,
+                                    time_budget_s=parse_duration(args.time) if args.time else None)
     if policy is None:
         policy = checked_policy(lambda: rank_policy(world_size=args.devices or 1))
     processes = process_count(args.devices, policy, args.dist_backend)

@@ -106,12 +106,15 @@ def test_place_model_puts_weights_in_the_policy_layout(no_cuda, kind):
 def test_compile_augment_on_real_cuda_with_triton_only(no_cuda):
     from yolox.utils.device.decisions import _decide_compile_augment, _Decisions
 
-    def decided(kind, device, asked=None, triton_found=True):
+    def decided(kind, device, asked=None, triton_found=True, budget=None):
         out = _Decisions()
-        _decide_compile_augment(out, kind, torch.device(device), asked, triton_found)
+        _decide_compile_augment(out, kind, torch.device(device), asked, triton_found, budget)
         return out.values["compile_augment"], out.reasons["compile_augment"]
 
-    assert decided("cuda", "cuda")[0]
+    assert decided("cuda", "cuda")[0] and decided("cuda", "cuda", budget=3600)[0]
+    short = decided("cuda", "cuda", budget=150)
+    assert not short[0] and "--time budget under 10 min" in short[1]
+    assert decided("cuda", "cuda", asked=True, budget=150)[0]     # asked for, it is compiled whatever the budget
     without_triton = decided("cuda", "cuda", triton_found=False)
     assert not without_triton[0] and "Triton" in without_triton[1]
     assert not decided("cuda", "cpu")[0] and "a test" in decided("cuda", "cpu")[1]

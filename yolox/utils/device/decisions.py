@@ -21,6 +21,9 @@ MPS_CACHE_RELEASE_EVERY = 10
 CPU_WORKER_CAP = 2
 CUDA_WORKER_FLOOR = 14
 MPS_WORKER_CAP = 4
+# below this --time budget the batch augmentation is not compiled: on one H100 a crater run spent ~35 s before its
+# first step compiling it (docs/devices.md#compile_augment), against a gain of a sixth of the step time
+COMPILE_AUGMENT_MIN_BUDGET_S = 600.0
 # where each reason's figures and sources live
 DOCS = "docs/devices.md#"
 
@@ -269,7 +272,7 @@ def _decide_compile_model(out: _Decisions, kind: str, compile_model: Optional[bo
 
 
 def _decide_compile_augment(out: _Decisions, kind: str, device: torch.device, compile_augment: Optional[bool],
-                            triton_found: bool) -> None:
+                            triton_found: bool, time_budget_s: Optional[float]) -> None:
     if compile_augment is not None:
         out.set("compile_augment", bool(compile_augment), "set explicitly")
     elif kind == "cuda" and device.type != "cuda":
@@ -280,6 +283,10 @@ def _decide_compile_augment(out: _Decisions, kind: str, device: torch.device, co
                                           "(and the per-image pipeline the default)")
     elif not triton_found:
         out.set("compile_augment", False, "Triton is not installed, so Inductor cannot compile for CUDA")
+    elif time_budget_s is not None and time_budget_s < COMPILE_AUGMENT_MIN_BUDGET_S:
+        out.set("compile_augment", False, f"a --time budget under {COMPILE_AUGMENT_MIN_BUDGET_S / 60:.0f} min: the "
+                                          "compile at the start costs more of it than the faster augmentation saves "
+                                          f"({DOCS}compile_augment)")
     else:
         out.set("compile_augment", True, "compiled, the batch augmentation's image half runs as a few fused CUDA "
                                          "kernels instead of hundreds of elementwise ones (one compile per input "
@@ -320,12 +327,14 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
                  fused_bn_act: Optional[bool] = None, fused_optimizer: Optional[bool] = None,
                  compile_augment: Optional[bool] = None,
                  num_workers: Optional[int] = None, amp_probe: Optional[ProbeFn] = None,
-                 deterministic: bool = False, log: bool = False, self_check: SelfCheck = None) -> DevicePolicy:
+                 deterministic: bool = False, log: bool = False, self_check: SelfCheck = None,
+                 time_budget_s: Optional[float] = None) -> DevicePolicy:
     """Decide everything device-specific for one process.
 
     `tensors_on` builds the rules of `requested` with tensors on another device (how MPS is tested on a CPU);
     `memory` replaces the memory backend; `amp_probe(dtype) -> (ok, reason)` replaces the MPS AMP probe;
     `deterministic` (a seeded run) turns cuDNN autotuning off; `fp16=None` leaves AMP to the device default (on for CUDA).
+    `time_budget_s` (a --time run) weighs start-up costs such as compilation against the run's length.
     Warnings (a refused fp16, ...) are logged once here and kept in `policy.warnings`.
     `self_check` is the device check's report (tools/check_device.py) whose failures become decisions: None reads
     this machine's cached report for the device kind (never for a simulated policy), False reads none.
@@ -343,7 +352,7 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     _decide_fused_bn_act(out, kind, fused_bn_act)
     _decide_fused_optimizer(out, kind, fused_optimizer)
     _decide_late_guard(out, kind)
-    _decide_compile_augment(out, kind, device, compile_augment, triton_found)
+    _decide_compile_augment(out, kind, device, compile_augment, triton_found, time_budget_s)
     _decide_cache(out, kind, cache_release_every)
     decide_self_check(out, kind, self_check, simulated=device.type != kind,
                       explicit_cache_every=cache_release_every is not None)
