@@ -71,9 +71,9 @@ class DataStream:
         return epoch_samples // self.per_rank_batch
 
     def close(self) -> None:
-        """Stop the loader's workers now (at the end of training), not whenever the process exits."""
+        """Stop the loader's workers now (at the end of training), not whenever the process exits: they belong to
+        the prefetcher's iterator, which goes."""
         self.prefetcher = None
-        self.loader = None
         gc.collect()
 
     def skipped_images(self) -> List[str]:
