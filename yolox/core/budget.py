@@ -37,6 +37,10 @@ CHECKPOINT_SECONDS = 1.0
 # a pace this far from the planned one may change the plan, but only within this share of the planned epochs
 REPLAN_DRIFT = 0.2
 REPLAN_WITHIN = 0.25
+# a last epoch of which this share fits is planned and cut short by the stop guard: with long epochs (40 s on a
+# 2-core CPU) whole epochs alone left up to one epoch of a 5-minute budget unused; the learning rate is then within
+# the last few percent of its schedule when the run ends
+LAST_EPOCH_SHARE = 0.5
 # steps timed before the first plan; the first few (allocator warm-up, loader start, compilation) not counted
 PACE_ITERS = 12
 PACE_SKIP = 2
@@ -96,11 +100,13 @@ def evaluations_for(epochs: int, seconds_left: float, eval_seconds: float) -> in
 def fit_schedule(budget_seconds: float, seconds_left: float, pace: Pace, epochs_done: int = 0,
                  max_epochs: Optional[int] = None, reserve: float = TEARDOWN_SECONDS + CHECKPOINT_SECONDS
                  ) -> TimePlan:
-    """The most further epochs whose training and evaluations fit `seconds_left` less `reserve` (the final
-    checkpoint and the exit). At least one more epoch is planned (its stop guard ends it early if needed)."""
+    """The further epochs whose training and evaluations fit `seconds_left` less `reserve` (the final checkpoint
+    and the exit), counting a last epoch of which LAST_EPOCH_SHARE fits: the stop guard ends it where the budget
+    does. At least one more epoch is planned."""
     usable = seconds_left - reserve
     evaluations = evaluations_for(TARGET_EVALUATIONS, seconds_left, pace.eval_seconds)
-    epochs = max(1, int((usable - evaluations * pace.eval_seconds) / max(pace.epoch_seconds, 1e-9)))
+    room = (usable - evaluations * pace.eval_seconds) / max(pace.epoch_seconds, 1e-9)
+    epochs = max(1, math.floor(room + 1 - LAST_EPOCH_SHARE))
     if max_epochs is not None:
         epochs = max(1, min(epochs, max_epochs - epochs_done))
     return _with_evaluations(budget_seconds, epochs_done + epochs, epochs, seconds_left, pace)
@@ -191,6 +197,16 @@ class BudgetClock:
         if clock.left() <= 0:
             logger.warning("time: the budget is already spent; nothing left to train (give a longer --time)")
         return clock
+
+    @classmethod
+    def for_run(cls, options, resumed: Dict[str, float], exp) -> Optional["BudgetClock"]:
+        """The clock of a run's `--time` (RunOptions), or of the checkpoint it resumes (`resumed`: its time_budget
+        and time_spent, which counts); None without a budget."""
+        budget = options.time_budget_s or resumed.get("time_budget")
+        if budget is None:
+            return None
+        return cls.start(budget, options.started_at, exp, options.max_epoch_cap,
+                         spent_before=float(resumed.get("time_spent", 0.0)))
 
     def spent(self) -> float:
         return self.spent_before + self.clock() - self.started_at

@@ -7,6 +7,7 @@ import torch
 from loguru import logger
 
 from yolox.core.exp_calls import build_train_loader, loader_restarts_at
+from yolox.core.training_errors import TrainingOutOfMemory
 from yolox.data.data_prefetcher import DataPrefetcher
 from yolox.utils.device import DevicePolicy
 
@@ -62,9 +63,14 @@ class DataStream:
         """Queue the next batch's read, copy and augmentation (call after the step is queued on the device)."""
         self.prefetcher.preload()
 
-    def shrink(self, epoch_start_samples: int) -> int:
+    def shrink(self, epoch_start_samples: int, message: str, input_size: Tuple[int, ...]) -> int:
         """Halve the per-process batch and restart at the first image of the failed step; returns the iteration
-        of the current epoch to continue at."""
+        of the current epoch to continue at. At one image per process there is nothing left to halve."""
+        if self.per_rank_batch <= 1:
+            raise TrainingOutOfMemory(
+                f"Out of memory at batch size {self.batch_size} (input size {tuple(input_size)}): {message}. "
+                "Cannot shrink the batch below one image per process: lower input_size/test_size in the exp "
+                "or use a smaller model.")
         self.batch_size = max(self.per_rank_batch // 2, 1) * self.world_size
         epoch_samples = self.samples_seen - epoch_start_samples
         self.start(self.samples_seen, self.mosaic_closed)

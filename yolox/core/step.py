@@ -2,9 +2,12 @@
 from typing import Any, Dict, Optional
 
 import torch
+from loguru import logger
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 
+from yolox.core.checkpointer import restore_ema
 from yolox.core.guards import NonFiniteGuard
 from yolox.core.training_errors import RanksOutOfMemory
 from yolox.utils.device import DevicePolicy
@@ -31,6 +34,33 @@ class TrainStep:
         self.ema = ema
         self.guard = guard
         self.distributed = distributed
+
+    @classmethod
+    def build(cls, model: nn.Module, optimizer: torch.optim.Optimizer, policy: DevicePolicy,
+              scaler: "torch.amp.GradScaler", guard: NonFiniteGuard, exp, resume, updates_before: int,
+              distributed: bool) -> "TrainStep":
+        """The step of a run: the model wrapped for several processes, the exp's EMA (restored from `resume`,
+        else its ramp restarted at `updates_before`), and the model compiled where the policy says so."""
+        if distributed:
+            device_ids = [policy.device.index] if policy.device.type == "cuda" else None
+            model = DDP(model, device_ids=device_ids, broadcast_buffers=False)
+        ema = None
+        if exp.ema:
+            ema = ModelEMA(model, exp.ema_decay, ramp_updates=exp.ema_ramp_updates)
+            restore_ema(ema, resume, updates_before)
+        model.train()
+        compiled = policy.compile_model_parts(unwrap_model(model))  # after the EMA copy, which stays eager
+        if compiled:
+            logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
+        return cls(model, optimizer, policy, scaler, ema, guard, distributed)
+
+    def state(self) -> Dict[str, Any]:
+        """What a checkpoint keeps of the step: the weights kept (the EMA's, where there is one) under "model",
+        the trained ones under "train_model", the optimizer and the scaler."""
+        live = unwrap_model(self.model).state_dict()
+        weights = {"model": live} if self.ema is None else {"model": self.ema.ema.state_dict(), "train_model": live,
+                                                            "ema_updates": self.ema.updates}
+        return {**weights, "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()}
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:

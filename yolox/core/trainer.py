@@ -15,17 +15,16 @@ from typing import Any, Dict, List, Optional
 import torch
 from loguru import logger
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 
 from yolox.core.budget import BudgetClock
-from yolox.core.checkpointer import LATEST, Checkpointer, ResumePoint, restore_ema
+from yolox.core.checkpointer import LATEST, Checkpointer, ResumePoint
 from yolox.core.data_stream import DataStream
 from yolox.core.evaluation import RunEvaluation
 from yolox.core.exp_calls import build_evaluator, build_optimizer
 from yolox.core.guards import NonFiniteGuard
 from yolox.core.options import RunOptions
-from yolox.core.progress_line import progress_line
+from yolox.core.progress_line import log_run_setup, progress_line
 from yolox.core.rng_state import restore_rng_states, rng_states
 from yolox.core.step import TrainStep
 from yolox.core.training_errors import RanksOutOfMemory, TrainingDiverged, TrainingOutOfMemory, first_line
@@ -33,7 +32,7 @@ from yolox.core.wall_clock import WallClock
 from yolox.utils.allreduce_norm import all_reduce_norm
 from yolox.utils.device import DevicePolicy, build_policy
 from yolox.utils.dist import get_local_rank, get_rank, get_world_size, synchronize
-from yolox.utils.ema import ModelEMA, unwrap_model
+from yolox.utils.ema import unwrap_model
 from yolox.utils.eval_history import read_eval_history, reset_eval_history
 from yolox.utils.logger import build_metric_writer, setup_logger
 from yolox.utils.metric import MeterBuffer, occupy_mem
@@ -188,15 +187,10 @@ class Trainer:
 
     def _recover_from_oom(self, message: str) -> None:
         """Halve the batch of every process (all ranks run this together) and continue at the same sample."""
-        if self.per_rank_batch <= 1:
-            raise TrainingOutOfMemory(
-                f"Out of memory at batch size {self.batch_size} (input size {self.input_size}): {message}. "
-                "Cannot shrink the batch below one image per process: lower input_size/test_size in the exp "
-                "or use a smaller model.")
         self.optimizer.zero_grad(set_to_none=True)
         self.policy.release_cache()
         old_batch = self.batch_size
-        self.iter = self.stream.shrink(self.epoch_start_samples)
+        self.iter = self.stream.shrink(self.epoch_start_samples, message, self.input_size)
         self.lr_scheduler = self._lr_scheduler()
         self.oom_recoveries += 1
         logger.warning(f"Out of memory at batch size {old_batch} ({message}); continuing at batch size "
@@ -209,13 +203,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ before training
     def before_train(self) -> None:
-        logger.info(f"options: {self.options}")
         self.use_policy(self.policy)
         self.exp.label_caps()  # caps left to the data are resolved and logged before the exp table shows them
         self.exp.resolve_device_augment(self.policy.batch_augment, self.policy.reasons["batch_augment"])
-        logger.info(f"exp value:\n{self.exp}")
-        for line in self.policy.describe():
-            logger.info(f"device policy: {line}")
+        log_run_setup(self.options, self.exp, self.policy)
         self.policy.set_current_device()
         self.policy.configure_backends()
 
@@ -243,7 +234,8 @@ class Trainer:
             restore_rng_states(resume.state["rng"], self.policy)
         if self.rank == 0:
             reset_eval_history(self.file_name, keep_through_epoch=self.start_epoch if resume else 0)
-        self._start_clock(resume)
+        self.clock = BudgetClock.for_run(self.options, resume.budget if resume else {}, self.exp)
+        self.stop_requested = self.clock is not None and self.clock.left() <= 0
         self._evaluate_if_missed(resume)
         logger.info("Training start...")
         logger.info(f"\n{model}")
@@ -264,34 +256,10 @@ class Trainer:
             self.stream.start(self.start_epoch * self.max_iter * self.per_rank_batch, mosaic_closed=self.no_aug)
 
     def _build_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, resume: Optional[ResumePoint]) -> None:
-        if self.is_distributed:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            model = DDP(model, device_ids=device_ids, broadcast_buffers=False)
-        ema = None
-        if self.exp.ema:
-            ema = ModelEMA(model, self.exp.ema_decay, ramp_updates=self.exp.ema_ramp_updates)
-            restore_ema(ema, resume, self.max_iter * self.start_epoch)
         if resume is not None and resume.exact and resume.state.get("scaler"):
             self.scaler.load_state_dict(resume.state["scaler"])
-        self.step = TrainStep(model, optimizer, self.policy, self.scaler, ema, self.guard, self.is_distributed)
-        model.train()
-        compiled = self.policy.compile_model_parts(unwrap_model(model))  # after the EMA copy, which stays eager
-        if compiled:
-            logger.info(f"compiling {compiled} part(s) of the model (the first steps at each new size take longer)")
-
-    def _start_clock(self, resume: Optional[ResumePoint]) -> None:
-        """The budget of `--time`, or of the checkpoint this run resumes; what that run spent counts."""
-        budget = self.options.time_budget_s
-        spent = 0.0
-        if resume is not None and resume.budget:
-            budget = budget or resume.budget.get("time_budget")
-            spent = float(resume.budget.get("time_spent", 0.0))
-        if budget is None:
-            return
-        self.clock = BudgetClock.start(budget, self.options.started_at, self.exp, self.options.max_epoch_cap,
-                                       spent_before=spent)
-        if self.clock.left() <= 0:
-            self.stop_requested = True
+        self.step = TrainStep.build(model, optimizer, self.policy, self.scaler, self.guard, self.exp, resume,
+                                    self.max_iter * self.start_epoch, self.is_distributed)
 
     def _evaluate_if_missed(self, resume: Optional[ResumePoint]) -> None:
         """A run stopped during an evaluation resumes after that epoch: evaluate it now, as an unbroken run did."""
@@ -441,18 +409,10 @@ class Trainer:
                 self.clock.record_checkpoint(time.perf_counter() - started)
 
     def training_state(self, ap: Optional[float]) -> Dict[str, Any]:
-        """Upstream's checkpoint keys, and what an exact resume needs beyond them."""
-        live_model = unwrap_model(self.model)
-        state: Dict[str, Any] = {"start_epoch": self.epoch + 1}
-        if self.ema_model is not None:
-            state.update(model=self.ema_model.ema.state_dict(), train_model=live_model.state_dict(),
-                         ema_updates=self.ema_model.updates)
-        else:
-            state["model"] = live_model.state_dict()
-        state.update(optimizer=self.optimizer.state_dict(), curr_ap=ap, train_seconds=self.train_seconds,
-                     samples_seen=self.samples_seen, iteration=self.progress_in_iter + 1, batch_size=self.batch_size,
-                     input_size=list(self.input_size), scaler=self.scaler.state_dict(), rng=rng_states(self.policy),
-                     **self.evaluation.best_state())
-        if self.clock is not None:
-            state.update(self.clock.checkpoint_fields())
-        return state
+        """Upstream's checkpoint keys, and what an exact resume needs beyond them: each part's own state."""
+        state: Dict[str, Any] = {"start_epoch": self.epoch + 1, **self.step.state(), "curr_ap": ap,
+                                 "train_seconds": self.train_seconds, "samples_seen": self.samples_seen,
+                                 "iteration": self.progress_in_iter + 1, "batch_size": self.batch_size,
+                                 "input_size": list(self.input_size), "rng": rng_states(self.policy),
+                                 **self.evaluation.best_state()}
+        return {**state, **(self.clock.checkpoint_fields() if self.clock is not None else {})}
