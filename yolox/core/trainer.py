@@ -1,13 +1,7 @@
-"""The training loop: upstream YOLOX's lifecycle and hooks, over parts that each own their state.
-
-- `DataStream` (data_stream.py): the loader at a sample position, its prefetcher, the batch size.
-- `TrainStep` (step.py): forward, backward, the non-finite guard, optimizer, EMA.
-- `Checkpointer` (checkpointer.py): resume points and atomic, finite checkpoints.
-- `BudgetClock` (budget.py): `--time`.
-- `RunEvaluation` (evaluation.py): evaluations, the best AP, the history rows.
-The trainer reads the run's `RunOptions`, never the command line, and asks the device policy for every device
-action.
-"""
+"""The training loop: upstream YOLOX's lifecycle and hooks over parts that each own their state: DataStream
+(loader, prefetcher, batch), TrainStep (forward, backward, guard, optimizer, EMA), Checkpointer, BudgetClock
+(--time), RunEvaluation, WallClock. It reads the run's RunOptions, never the command line, and asks the device
+policy for every device action (docs/architecture.md walks one step through the parts)."""
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -333,8 +327,7 @@ class Trainer:
             self.evaluate_and_save_model()
 
     def eval_due(self, epoch: int) -> bool:
-        """Whether 1-based `epoch` is evaluated: every eval_interval epochs counted back from the last, so that
-        the final evaluation is one of them (not an extra one just after another)."""
+        """Whether 1-based `epoch` is evaluated: every eval_interval epochs counted back from the last."""
         return (self.max_epoch - epoch) % self.eval_interval == 0
 
     def before_iter(self) -> None:
@@ -383,9 +376,9 @@ class Trainer:
                     "samples_seen": self.samples_seen, "train_seconds": round(self.train_seconds, 3)}
         with self.wall.phase("evaluation"):
             row = self.evaluation.run(eval_model, self.epoch + 1, progress, self.guard.counts.skipped_steps)
-        if self.rank == 0 and self.metric_writer is not None:
-            self.metric_writer.add_scalars({"val/COCOAP50": row["AP50"], "val/COCOAP50_95": row["AP50:95"]},
-                                           self.epoch + 1)
+        if self.metric_writer is not None:
+            ap = {"val/COCOAP50": row["AP50"], "val/COCOAP50_95": row["AP50:95"]}
+            self.metric_writer.add_scalars(ap, self.epoch + 1)
         if self.clock is not None:
             self.clock.record_eval(self.evaluation.last_seconds)
         synchronize()

@@ -15,7 +15,7 @@ from yolox.crater.trainer import CraterTrainer
 from yolox.crater.transforms import DihedralTransform, ScaleJitterTransform
 from yolox.data.datasets import count_classes
 from yolox.exp import Exp
-from yolox.exp.yolox_base import split_param_groups
+from yolox.exp.param_groups import split_param_groups
 from yolox.models.build import build_yolox, init_yolox
 from yolox.models.grad_ckpt import enable_grad_checkpointing
 from yolox.utils.device import DevicePolicy

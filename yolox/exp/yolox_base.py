@@ -21,6 +21,7 @@ from yolox.data.label_caps import CAP_NAMES, densest_image_boxes, images_per_sam
 from yolox.data.samplers import InfiniteSampler, YoloBatchSampler
 from yolox.evaluators import COCOEvaluator
 from yolox.exp.base_exp import BaseExp
+from yolox.exp.param_groups import split_param_groups, start_momentum_at_zero
 from yolox.models.build import build_yolox, init_yolox
 from yolox.utils.compat import accepts_keyword
 from yolox.utils.device import DevicePolicy
@@ -374,31 +375,6 @@ class Exp(BaseExp):
 def exp_name_of(path: str) -> str:
     """Experiment name of an exp file: its real file name up to the first '.'."""
     return os.path.basename(os.path.realpath(path)).split(".")[0]
-
-
-def start_momentum_at_zero(optimizer: torch.optim.Optimizer) -> None:
-    """Zero SGD momentum buffers before the first step, which then sets each buffer to its gradient as SGD's
-    own first step does. Fused SGD needs it: a first step the GradScaler skips (inf gradients) leaves its
-    buffers unset and the next step writes NaN weights (seen with torch 2.11 on CUDA and 2.14 on the CPU)."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param)
-
-
-def split_param_groups(model: nn.Module) -> Tuple[list, list, list]:
-    """(BN weights, other weights, biases) in module registration order."""
-    bn_weights, weights, biases = [], [], []
-    for name, module in model.named_modules():
-        if isinstance(getattr(module, "bias", None), nn.Parameter):
-            biases.append(module.bias)
-        weight = getattr(module, "weight", None)
-        if not isinstance(weight, nn.Parameter):
-            continue
-        if isinstance(module, nn.BatchNorm2d) or "bn" in name:
-            bn_weights.append(weight)
-        else:
-            weights.append(weight)
-    return bn_weights, weights, biases
 
 
 class ExpValueError(UserError, ValueError):

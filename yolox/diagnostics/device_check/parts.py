@@ -23,7 +23,7 @@ from yolox.diagnostics.device_check.compare import (
     relative,
     scaled_max_abs,
 )
-from yolox.exp.yolox_base import start_momentum_at_zero
+from yolox.exp.param_groups import start_momentum_at_zero
 from yolox.models.assignment import simota_assign
 from yolox.models.yolox_loss import compute_losses
 from yolox.utils.boxes import postprocess
