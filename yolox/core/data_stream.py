@@ -30,6 +30,20 @@ class DataStream:
         self.prefetcher: Optional[DataPrefetcher] = None
         self.iters_per_epoch = 0
 
+    @classmethod
+    def for_run(cls, exp, policy: DevicePolicy, options, world_size: int, resume, start_epoch: int,
+                mosaic_closed: bool) -> "DataStream":
+        """The stream of a run (RunOptions `options`), started where `resume` (a ResumePoint, or None) left it:
+        at its exact position, else (an upstream checkpoint, or -e given) where an unbroken run of start_epoch
+        epochs would be."""
+        exact = resume is not None and resume.exact
+        batch = int(resume.state.get("batch_size", options.batch_size)) if exact else options.batch_size
+        stream = cls(exp, policy, batch, world_size, options.cache)
+        stream.start(resume.samples_seen if exact else 0, mosaic_closed)
+        if resume is not None and not exact and start_epoch:
+            stream.start(start_epoch * stream.iters_per_epoch * stream.per_rank_batch, mosaic_closed)
+        return stream
+
     @property
     def per_rank_batch(self) -> int:
         return self.batch_size // self.world_size

@@ -45,8 +45,7 @@ class Trainer:
     """
 
     def __init__(self, exp, options: RunOptions, policy: Optional[DevicePolicy] = None) -> None:
-        self.exp = exp
-        self.options = options
+        self.exp, self.options = exp, options
         self.world_size, self.rank, self.local_rank = get_world_size(), get_rank(), get_local_rank()
         self.is_distributed = self.world_size > 1
         if policy is None:      # an upstream-style exp's get_trainer(self, args) passes none
@@ -59,15 +58,13 @@ class Trainer:
         self.meter = MeterBuffer(window_size=exp.print_interval)
         self.eval_history: List[Dict[str, Any]] = []
         self.input_size = tuple(exp.input_size)
-        self.max_epoch = exp.max_epoch
-        self.eval_interval = exp.eval_interval
+        self.max_epoch, self.eval_interval = exp.max_epoch, exp.eval_interval
         self.start_epoch = self.epoch = self.iter = 0
         self.train_seconds = 0.0        # time in training iterations, evaluations excluded
         self.cache_releases = self.oom_recoveries = 0
         self.stop_requested = False
         self.clock: Optional[BudgetClock] = None
-        self.wall = WallClock(options.started_at)
-        self.epoch_bar = None
+        self.wall, self.epoch_bar = WallClock(options.started_at), None
         if self.rank == 0:
             os.makedirs(self.file_name, exist_ok=True)
         setup_logger(self.file_name, distributed_rank=self.rank, filename="train_log.txt", mode="a")
@@ -218,7 +215,10 @@ class Trainer:
         logger.info("init prefetcher, this might take one minute or less...")
         if self.options.occupy:
             occupy_mem(self.policy)
-        self._build_step(model, optimizer, resume)
+        if resume is not None and resume.exact and resume.state.get("scaler"):
+            self.scaler.load_state_dict(resume.state["scaler"])
+        self.step = TrainStep.build(model, optimizer, self.policy, self.scaler, self.guard, self.exp, resume,
+                                    self.max_iter * self.start_epoch, self.is_distributed)
         evaluator = build_evaluator(self.exp, self.batch_size, self.is_distributed, self.policy)
         self.evaluation = RunEvaluation(self.exp, evaluator, self.policy, self.file_name, self.rank,
                                         self.is_distributed, **({"best_ap": resume.best_ap,
@@ -239,21 +239,9 @@ class Trainer:
         return self.exp.get_model()
 
     def _start_stream(self, resume: Optional[ResumePoint]) -> None:
-        exact = resume is not None and resume.exact
-        batch = int(resume.state.get("batch_size", self.options.batch_size)) if exact else self.options.batch_size
-        self.stream = DataStream(self.exp, self.policy, batch, self.world_size, self.options.cache)
         self.no_aug = self.start_epoch >= self.max_epoch - self.exp.no_aug_epochs
-        self.stream.start(resume.samples_seen if exact else 0, mosaic_closed=self.no_aug)
-        if resume is not None and not exact and self.start_epoch:
-            # no usable stream position (upstream format, or -e given): continue where an unbroken run of
-            # start_epoch epochs would be
-            self.stream.start(self.start_epoch * self.max_iter * self.per_rank_batch, mosaic_closed=self.no_aug)
-
-    def _build_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, resume: Optional[ResumePoint]) -> None:
-        if resume is not None and resume.exact and resume.state.get("scaler"):
-            self.scaler.load_state_dict(resume.state["scaler"])
-        self.step = TrainStep.build(model, optimizer, self.policy, self.scaler, self.guard, self.exp, resume,
-                                    self.max_iter * self.start_epoch, self.is_distributed)
+        self.stream = DataStream.for_run(self.exp, self.policy, self.options, self.world_size, resume,
+                                         self.start_epoch, self.no_aug)
 
     def _evaluate_if_missed(self, resume: Optional[ResumePoint]) -> None:
         """A run stopped during an evaluation resumes after that epoch: evaluate it now, as an unbroken run did."""
@@ -275,7 +263,7 @@ class Trainer:
         if hasattr(self, "stream"):
             with self.wall.phase("teardown"):
                 self.stream.close()
-        if self.rank == 0 and hasattr(self, "stream"):
+        if self.rank == 0 and hasattr(self, "stream"):   # a run that failed before its data started has no figures
             self.wall.write(self.file_name, budget_s=self.options.time_budget_s, epochs=self.epoch + 1,
                             iterations=self.progress_in_iter + 1, images=self.samples_seen * self.world_size,
                             batch_size=self.batch_size)

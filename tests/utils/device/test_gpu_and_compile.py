@@ -200,3 +200,12 @@ def test_compile_model_is_refused_on_cuda_without_triton(no_cuda):
     refused, reason, warnings = decided("cuda", True, triton_found=False)
     assert not refused and "Triton" in reason and len(warnings) == 1 and "--compile refused" in warnings[0]
     assert decided("cuda", True, triton_found=True)[0] and decided("cpu", True, triton_found=False)[0]
+
+
+def test_the_guard_reads_its_verdict_late_only_where_the_optimizer_skips_on_the_device(no_cuda):
+    cuda = build_policy("cuda", tensors_on="cpu", fp16=True)
+    assert cuda.late_guard and "found_inf" in cuda.reasons["late_guard"]
+    assert not build_policy("cuda", tensors_on="cpu", fused_optimizer=False).late_guard
+    mps = build_policy("mps", tensors_on="cpu", amp_probe=failing_probe)
+    assert not mps.late_guard and "cannot skip a step on the device" in mps.reasons["late_guard"]
+    assert not build_policy("cpu").late_guard

@@ -4,13 +4,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from loguru import logger
 
+from yolox.utils.device.decision_record import DOCS, _Decisions
 from yolox.utils.device.memory import MemoryBackend, memory_backend_for, mps_high_watermark_ratio
+from yolox.utils.device.optimizer_decisions import decide_fused_optimizer, decide_late_guard
 from yolox.utils.device.policy import DevicePolicy
 from yolox.utils.device.probe import ProbeFn, probe_mps_amp
 from yolox.utils.device.selection import _parse_request, _torch_version, select_device
@@ -24,24 +25,6 @@ MPS_WORKER_CAP = 4
 # below this --time budget the batch augmentation is not compiled: on one H100 a crater run spent ~35 s before its
 # first step compiling it (docs/devices.md#compile_augment), against a gain of a sixth of the step time
 COMPILE_AUGMENT_MIN_BUDGET_S = 600.0
-# where each reason's figures and sources live
-DOCS = "docs/devices.md#"
-
-
-@dataclass
-class _Decisions:
-    """Mutable scratchpad while a policy is being decided."""
-
-    values: Dict[str, Any] = field(default_factory=dict)
-    reasons: Dict[str, str] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
-
-    def set(self, name: str, value: Any, reason: str) -> None:
-        self.values[name] = value
-        self.reasons[name] = reason
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 def _decide_amp(out: _Decisions, kind: str, device: torch.device, fp16: Optional[bool], bf16: Optional[bool],
@@ -222,33 +205,6 @@ def _decide_fused_bn_act(out: _Decisions, kind: str, fused_bn_act: Optional[bool
                                       f"extension loader on first use ({DOCS}fused_bn_act)")
 
 
-def _decide_fused_optimizer(out: _Decisions, kind: str, fused_optimizer: Optional[bool]) -> None:
-    if fused_optimizer is not None:
-        out.set("fused_optimizer", bool(fused_optimizer), "set explicitly")
-    elif kind == "cuda" and _torch_version() < (2, 3):
-        out.set("fused_optimizer", False, f"fused SGD needs torch 2.3+ (this is {torch.__version__})")
-    elif kind == "cuda":
-        out.set("fused_optimizer", True, "fused SGD/AdamW take the GradScaler's inf check on the GPU, so the step "
-                                         "does not wait for the device to read it back (the foreach path does)")
-    elif kind == "mps":
-        out.set("fused_optimizer", False, "not measured on a Mac: the foreach optimizer is the tested path")
-    else:
-        out.set("fused_optimizer", False, "no GradScaler on the CPU, so no device wait to save; foreach is the "
-                                          "tested path")
-
-
-def _decide_late_guard(out: _Decisions, kind: str) -> None:
-    if out.values["fused_optimizer"]:
-        out.set("late_guard", True, "the fused optimizer skips a non-finite step on the device itself (found_inf), so "
-                                    "no step waits for the guard's verdict; the guard reads it one step later")
-    elif kind == "cpu":
-        out.set("late_guard", False, "the CPU computes synchronously: the verdict is read before the optimizer "
-                                     "step at no cost")
-    else:
-        out.set("late_guard", False, f"the foreach optimizer on {kind} cannot skip a step on the device: the "
-                                     "verdict is read before the optimizer step")
-
-
 def _decide_compile_model(out: _Decisions, kind: str, compile_model: Optional[bool], triton_found: bool) -> None:
     if compile_model and kind == "cuda" and not triton_found:
         out.set("compile_model", False, "refused: Triton is not installed, so Inductor cannot build CUDA kernels")
@@ -350,8 +306,8 @@ def build_policy(requested: str = "auto", *, fp16: Optional[bool] = False, bf16:
     _decide_kernels(out, kind, channels_last, cudnn_benchmark, deterministic)
     _decide_compile_model(out, kind, compile_model, triton_found)
     _decide_fused_bn_act(out, kind, fused_bn_act)
-    _decide_fused_optimizer(out, kind, fused_optimizer)
-    _decide_late_guard(out, kind)
+    decide_fused_optimizer(out, kind, fused_optimizer)
+    decide_late_guard(out, kind)
     _decide_compile_augment(out, kind, device, compile_augment, triton_found, time_budget_s)
     _decide_cache(out, kind, cache_release_every)
     decide_self_check(out, kind, self_check, simulated=device.type != kind,
